@@ -1,0 +1,77 @@
+// One backend interface for every executor (reference TypeScript, WebAssembly, ...).
+// A backend registers kernels per op; `runGraph` dispatches each node to the first backend
+// that supports it, so an op a fast backend lacks falls back to the reference, node by node.
+
+import type { Graph, Node } from '../graph/graph.js';
+import type { OpName } from '../graph/ops.js';
+import type { HostTensor } from '../formats/tensor.js';
+
+/** A dense runtime value. */
+export interface Dense {
+  readonly kind: 'dense';
+  readonly shape: readonly number[];
+  readonly data: Float32Array | Int32Array;
+}
+
+/** A model weight, still in its stored dtype (f32, f16, bf16, quantized). */
+export interface Weight {
+  readonly kind: 'weight';
+  readonly tensor: HostTensor;
+}
+
+export type Value = Dense | Weight;
+
+export interface ExecContext {
+  weight(name: string): HostTensor;
+  /** A persistent, zero-initialised buffer (KV cache) of the given shape. */
+  state(name: string, shape: readonly number[]): Float32Array;
+  input(name: string): Float32Array | Int32Array;
+}
+
+export type Kernel<K extends OpName = OpName> = (node: Node<K>, inputs: Value[], ctx: ExecContext) => Value;
+
+export type KernelTable = { [K in OpName]?: Kernel<K> };
+
+export interface Backend {
+  readonly name: string;
+  readonly kernels: KernelTable;
+  /** Whether this backend handles this particular node (dtype, shape); default: it has a kernel. */
+  supports?(node: Node, inputs: Value[]): boolean;
+}
+
+export function dense(shape: readonly number[], data: Float32Array | Int32Array): Dense {
+  return { kind: 'dense', shape, data };
+}
+
+/**
+ * Executes `graph` and returns its named outputs. Backends are tried in order for each node;
+ * put the reference backend last so every op has a fallback.
+ */
+export function runGraph(graph: Graph, backends: readonly Backend[], ctx: ExecContext): Map<string, Dense> {
+  const values: (Value | undefined)[] = new Array(graph.nodes.length);
+  const lastUse = new Int32Array(graph.nodes.length).fill(-1);
+  for (const n of graph.nodes) for (const i of n.inputs) lastUse[i] = n.id;
+  const outputIds = new Set(graph.outputs.values());
+  for (const node of graph.nodes) {
+    const inputs = node.inputs.map((i) => values[i]!);
+    const kernel = pickKernel(node, inputs, backends);
+    values[node.id] = kernel(node, inputs, ctx);
+    // Drop intermediates once their last consumer ran, so peak memory stays near one layer.
+    for (const i of node.inputs) if (lastUse[i] === node.id && !outputIds.has(i)) values[i] = undefined;
+  }
+  const out = new Map<string, Dense>();
+  for (const [name, id] of graph.outputs) {
+    const v = values[id];
+    if (v === undefined || v.kind !== 'dense') throw new Error(`graph output "${name}" is not a dense value`);
+    out.set(name, v);
+  }
+  return out;
+}
+
+function pickKernel(node: Node, inputs: Value[], backends: readonly Backend[]): Kernel {
+  for (const b of backends) {
+    const k = b.kernels[node.op] as Kernel | undefined;
+    if (k !== undefined && (b.supports === undefined || b.supports(node, inputs))) return k;
+  }
+  throw new Error(`no backend implements op "${node.op}" (node ${node.id}${node.name ? ` "${node.name}"` : ''})`);
+}

@@ -1,0 +1,88 @@
+// `ristretto generate`: stream a continuation to stdout (text) or print one JSON object.
+
+import { parseArgs } from 'node:util';
+import { loadModel } from '../runtime/load-model.js';
+import { InvalidArgumentError } from '../errors.js';
+import { num, oneOf, required, str } from './args.js';
+import { progressReporter } from './progress.js';
+
+export const GENERATE_HELP = `Usage: ristretto generate --model PATH [options]
+
+  --model PATH          checkpoint: llama2.c .bin, .gguf, or an HF folder (config.json + safetensors)
+  --tokenizer PATH      tokenizer.bin / tokenizer.json / .gguf when not beside or inside the model
+  --prompt TEXT         the prompt (default: empty, i.e. BOS only)
+  --max-tokens N        new tokens to generate at most (default 256; capped by the context)
+  --steps N             llama2.c run.c semantics instead: total positions incl. the prompt
+  --temperature T       0 = greedy (default 1.0)
+  --top-p P             nucleus mass (default 0.9); 1 disables
+  --top-k K             keep the K most likely tokens (default off)
+  --min-p P             drop tokens below P x the top probability (default off)
+  --repeat-penalty R    llama.cpp-style repetition penalty over the last 64 tokens (default 1: off)
+  --seed S              RNG seed (default: random)
+  --sampler NAME        default | llama2c (exactly run.c's sampler; the default equals it without top-k/min-p/penalties)
+  --stop TEXT           stop when the text contains TEXT (repeatable)
+  --output FORMAT       text (stream the continuation to stdout) | json (one object with prompt_ids, generated_ids, text)
+  --quiet               no progress or statistics on stderr
+`;
+
+export async function generateCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' }, tokenizer: { type: 'string' }, prompt: { type: 'string' },
+      'max-tokens': { type: 'string' }, steps: { type: 'string' }, temperature: { type: 'string' },
+      'top-p': { type: 'string' }, 'top-k': { type: 'string' }, 'min-p': { type: 'string' },
+      'repeat-penalty': { type: 'string' }, seed: { type: 'string' }, sampler: { type: 'string' },
+      stop: { type: 'string', multiple: true }, output: { type: 'string' }, quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(GENERATE_HELP);
+    return;
+  }
+  const output = oneOf(values, 'output', ['text', 'json'] as const, 'text');
+  const quiet = values.quiet === true;
+  const maxTokensFlag = num(values, 'max-tokens', { int: true, min: 0 });
+  const steps = num(values, 'steps', { int: true, min: 1 });
+  if (maxTokensFlag !== undefined && steps !== undefined) throw new InvalidArgumentError('--max-tokens and --steps exclude each other');
+
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const model = await loadModel(required(values, 'model', 'generate'), {
+    tokenizer: str(values, 'tokenizer'),
+    onProgress: quiet ? undefined : progressReporter(),
+    signal: controller.signal,
+  });
+  const prompt = str(values, 'prompt') ?? '';
+  const promptIds = model.tokenizer.encode(prompt, { addSpecialTokens: true });
+  // run.c: `steps` positions in all; the prompt uses len-1 of them before the first sample.
+  const maxTokens = steps !== undefined ? Math.max(0, steps - promptIds.length + 1) : (maxTokensFlag ?? 256);
+  const result = await model.generate(promptIds, {
+    maxTokens,
+    temperature: num(values, 'temperature', { min: 0 }),
+    topP: num(values, 'top-p', { min: 0, max: 1 }),
+    topK: num(values, 'top-k', { int: true, min: 0 }),
+    minP: num(values, 'min-p', { min: 0, max: 1 }),
+    repetitionPenalty: num(values, 'repeat-penalty', { min: 0 }),
+    seed: num(values, 'seed', { int: true, min: 1 }),
+    sampler: oneOf(values, 'sampler', ['default', 'llama2c'] as const, 'default'),
+    stop: values.stop,
+    signal: controller.signal,
+    onToken: output === 'text' ? (e) => e.text && process.stdout.write(e.text) : undefined,
+  });
+  if (output === 'json') {
+    process.stdout.write(JSON.stringify({ prompt_ids: result.promptIds, generated_ids: result.generatedIds, text: result.text, finish_reason: result.finishReason }) + '\n');
+  } else {
+    process.stdout.write('\n');
+  }
+  if (!quiet) {
+    const t = result.timings;
+    process.stderr.write(
+      `[ristretto] prompt ${result.promptIds.length} tokens (${t.prefillTokensPerS.toFixed(1)} tok/s), ` +
+        `generated ${result.generatedIds.length} (${t.decodeTokensPerS.toFixed(1)} tok/s), finish: ${result.finishReason}\n`,
+    );
+  }
+  model.dispose();
+}

@@ -1,0 +1,37 @@
+// Architecture registry: one file per architecture, each building a Graph from its typed config.
+
+import type { Graph } from '../graph/graph.js';
+import { buildLlamaGraph, llamaParams, type BuildOptions, type LlamaConfig } from './llama.js';
+
+export type { BuildOptions } from './llama.js';
+export type ModelConfig = LlamaConfig;
+
+export interface ArchInfo {
+  vocabSize: number;
+  numLayers: number;
+  kvDim: number;
+  maxPositions: number;
+}
+
+export function buildGraph(c: ModelConfig, o: BuildOptions): Graph {
+  switch (c.model_type) {
+    case 'llama':
+      return buildLlamaGraph(c, o);
+  }
+}
+
+export function modelParams(c: ModelConfig): Map<string, number[]> {
+  switch (c.model_type) {
+    case 'llama':
+      return llamaParams(c);
+  }
+}
+
+export function archInfo(c: ModelConfig): ArchInfo {
+  return {
+    vocabSize: c.vocab_size,
+    numLayers: c.num_hidden_layers,
+    kvDim: c.num_key_value_heads * c.head_dim,
+    maxPositions: c.max_position_embeddings,
+  };
+}

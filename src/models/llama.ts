@@ -1,0 +1,194 @@
+// Llama family: llama2.c Stories, TinyLlama, SmolLM, Llama 2 / 3.x.
+// Config fields are HF `config.json` keys; parameter names are HF checkpoint names, so an HF
+// checkpoint loads with no rename table (other formats are mapped at load time, see checkpoints/).
+
+import { RistrettoError } from '../errors.js';
+import { Graph, type Sym } from '../graph/graph.js';
+
+export interface Llama3RopeScaling {
+  rope_type: 'llama3';
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
+export interface LlamaConfig {
+  model_type: 'llama';
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  rope_scaling: Llama3RopeScaling | null;
+  max_position_embeddings: number;
+  tie_word_embeddings: boolean;
+  /** Pair layout of q/k for RoPE: HF checkpoints use `neox` (rotate_half); llama2.c and GGUF keep `interleaved`. */
+  rope_style: 'interleaved' | 'neox';
+}
+
+/** Reads an HF `config.json` object (LlamaForCausalLM); missing optional keys take HF's defaults. */
+export function llamaConfigFromHF(c: Record<string, unknown>): LlamaConfig {
+  const num = (k: string, dflt?: number): number => {
+    const v = c[k];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+    if (v === undefined || v === null) {
+      if (dflt !== undefined) return dflt;
+      throw new RistrettoError('CONFIG', `config.json: "${k}" is required for a Llama model`);
+    }
+    throw new RistrettoError('CONFIG', `config.json: "${k}" must be a number, found ${JSON.stringify(v)}`);
+  };
+  const heads = num('num_attention_heads');
+  const hidden = num('hidden_size');
+  const rs = c['rope_scaling'] as Record<string, unknown> | null | undefined;
+  let ropeScaling: Llama3RopeScaling | null = null;
+  if (rs !== null && rs !== undefined) {
+    const type = rs['rope_type'] ?? rs['type'];
+    if (type === 'llama3') {
+      ropeScaling = {
+        rope_type: 'llama3',
+        factor: Number(rs['factor']),
+        low_freq_factor: Number(rs['low_freq_factor']),
+        high_freq_factor: Number(rs['high_freq_factor']),
+        original_max_position_embeddings: Number(rs['original_max_position_embeddings']),
+      };
+    } else if (type !== 'default') {
+      throw new RistrettoError('CONFIG', `config.json: rope_scaling type ${JSON.stringify(type)} is not supported (supported: llama3)`);
+    }
+  }
+  const cfg: LlamaConfig = {
+    model_type: 'llama',
+    vocab_size: num('vocab_size'),
+    hidden_size: hidden,
+    intermediate_size: num('intermediate_size'),
+    num_hidden_layers: num('num_hidden_layers'),
+    num_attention_heads: heads,
+    num_key_value_heads: num('num_key_value_heads', heads),
+    head_dim: num('head_dim', hidden / heads),
+    rms_norm_eps: num('rms_norm_eps', 1e-6),
+    rope_theta: num('rope_theta', 10000),
+    rope_scaling: ropeScaling,
+    max_position_embeddings: num('max_position_embeddings', 2048),
+    tie_word_embeddings: c['tie_word_embeddings'] === true,
+    rope_style: 'neox',
+  };
+  validateLlamaConfig(cfg);
+  return cfg;
+}
+
+export function validateLlamaConfig(c: LlamaConfig): void {
+  const pos = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings'] as const;
+  for (const k of pos) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new RistrettoError('CONFIG', `llama config: ${k} must be a positive integer, found ${c[k]}`);
+  }
+  if (c.num_attention_heads % c.num_key_value_heads !== 0) {
+    throw new RistrettoError('CONFIG', `llama config: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
+  }
+  if (c.head_dim % 2 !== 0) throw new RistrettoError('CONFIG', `llama config: head_dim ${c.head_dim} must be even for RoPE`);
+}
+
+/** RoPE inverse frequencies, with Llama 3 scaling applied when configured. */
+export function llamaInvFreq(c: LlamaConfig): number[] {
+  const half = c.head_dim / 2;
+  const inv = Array.from({ length: half }, (_, i) => Math.pow(c.rope_theta, (-2 * i) / c.head_dim));
+  const s = c.rope_scaling;
+  if (s === null) return inv;
+  // Llama 3: long wavelengths are divided by `factor`, short ones kept, the band between interpolated.
+  const lowWavelen = s.original_max_position_embeddings / s.low_freq_factor;
+  const highWavelen = s.original_max_position_embeddings / s.high_freq_factor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / s.factor;
+    const smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
+}
+
+export interface BuildOptions {
+  /** Sequence rows in this call. */
+  seqLen: number;
+  /** Attend over a persistent KV cache of this many rows (decode); null: attend within the call only. */
+  cacheLen: number | null;
+  /** Return logits for every row, or only the last (generation). */
+  logits: 'all' | 'last';
+}
+
+/** The parameter names and shapes a Llama checkpoint must provide. */
+export function llamaParams(c: LlamaConfig): Map<string, number[]> {
+  const p = new Map<string, number[]>();
+  const D = c.hidden_size;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  p.set('model.embed_tokens.weight', [c.vocab_size, D]);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const L = `model.layers.${l}`;
+    p.set(`${L}.input_layernorm.weight`, [D]);
+    p.set(`${L}.self_attn.q_proj.weight`, [q, D]);
+    p.set(`${L}.self_attn.k_proj.weight`, [kv, D]);
+    p.set(`${L}.self_attn.v_proj.weight`, [kv, D]);
+    p.set(`${L}.self_attn.o_proj.weight`, [D, q]);
+    p.set(`${L}.post_attention_layernorm.weight`, [D]);
+    p.set(`${L}.mlp.gate_proj.weight`, [c.intermediate_size, D]);
+    p.set(`${L}.mlp.up_proj.weight`, [c.intermediate_size, D]);
+    p.set(`${L}.mlp.down_proj.weight`, [D, c.intermediate_size]);
+  }
+  p.set('model.norm.weight', [D]);
+  if (!c.tie_word_embeddings) p.set('lm_head.weight', [c.vocab_size, D]);
+  return p;
+}
+
+/**
+ * The forward pass as a graph. Inputs: `ids` [T] i32, `positions` [T] i32 (absolute positions).
+ * Output: `logits` [T or 1, vocab]. With a cache, keys/values are written to the states
+ * `cache.k.{l}` / `cache.v.{l}` ([cacheLen, kvDim]) and attention reads them.
+ */
+export function buildLlamaGraph(c: LlamaConfig, o: BuildOptions): Graph {
+  const g = new Graph();
+  const params = llamaParams(c);
+  const P = (name: string): Sym => g.add('param', [], { name, shape: params.get(name)! }, name);
+  const T = o.seqLen;
+  const kvDim = c.num_key_value_heads * c.head_dim;
+  const ids = g.add('input', [], { name: 'ids', shape: [T], type: 'i32' }, 'ids');
+  const pos = g.add('input', [], { name: 'positions', shape: [T], type: 'i32' }, 'positions');
+  const rope = { headDim: c.head_dim, theta: c.rope_theta, style: c.rope_style, invFreq: llamaInvFreq(c) } as const;
+  const attn = {
+    nHeads: c.num_attention_heads,
+    nKvHeads: c.num_key_value_heads,
+    headDim: c.head_dim,
+    causal: true,
+    scale: 1 / Math.sqrt(c.head_dim),
+  };
+  const none = {} as Record<string, never>;
+
+  let x = g.add('embedding', [P('model.embed_tokens.weight'), ids], none);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const L = `model.layers.${l}`;
+    // attention block: x += o_proj(attention(rope(q), rope(k), v))
+    const h = g.add('rmsnorm', [x, P(`${L}.input_layernorm.weight`)], { eps: c.rms_norm_eps });
+    const q = g.add('rope', [g.add('matmul', [h, P(`${L}.self_attn.q_proj.weight`)], none), pos], rope);
+    let k = g.add('rope', [g.add('matmul', [h, P(`${L}.self_attn.k_proj.weight`)], none), pos], rope);
+    let v = g.add('matmul', [h, P(`${L}.self_attn.v_proj.weight`)], none);
+    if (o.cacheLen !== null) {
+      const shape = [o.cacheLen, kvDim];
+      k = g.add('kv_write', [g.add('state', [], { name: `cache.k.${l}`, shape }, `cache.k.${l}`), k, pos], none);
+      v = g.add('kv_write', [g.add('state', [], { name: `cache.v.${l}`, shape }, `cache.v.${l}`), v, pos], none);
+    }
+    const a = g.add('attention', [q, k, v, pos], attn);
+    x = g.add('add', [x, g.add('matmul', [a, P(`${L}.self_attn.o_proj.weight`)], none)], none);
+    // feed-forward block (SwiGLU): x += down(silu(gate(h)) * up(h))
+    const h2 = g.add('rmsnorm', [x, P(`${L}.post_attention_layernorm.weight`)], { eps: c.rms_norm_eps });
+    const gate = g.add('silu', [g.add('matmul', [h2, P(`${L}.mlp.gate_proj.weight`)], none)], none);
+    const up = g.add('matmul', [h2, P(`${L}.mlp.up_proj.weight`)], none);
+    x = g.add('add', [x, g.add('matmul', [g.add('mul', [gate, up], none), P(`${L}.mlp.down_proj.weight`)], none)], none);
+  }
+  x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
+  if (o.logits === 'last' && T > 1) x = g.add('slice_rows', [x], { start: T - 1, count: 1 });
+  const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  g.output('logits', g.add('matmul', [x, P(head)], none));
+  return g;
+}

@@ -1,0 +1,87 @@
+// An inference session: one sequence's KV cache (allocated once, at creation) and its position.
+// `forward` feeds tokens at the current position and returns logits.
+
+import type { Backend, ExecContext } from '../backends/backend.js';
+import { runGraph } from '../backends/backend.js';
+import { ContextLengthError, InvalidArgumentError } from '../errors.js';
+import type { Graph } from '../graph/graph.js';
+import type { HostTensor } from '../formats/tensor.js';
+import { archInfo, buildGraph, type ModelConfig } from '../models/index.js';
+
+export interface WeightStore {
+  get(name: string): HostTensor | undefined;
+}
+
+export class InferenceSession {
+  readonly contextLength: number;
+  private position = 0;
+  private readonly states = new Map<string, Float32Array>();
+  private readonly graphs = new Map<string, Graph>();
+
+  constructor(
+    private readonly config: ModelConfig,
+    private readonly weights: WeightStore,
+    private readonly backends: readonly Backend[],
+    contextLength?: number,
+  ) {
+    const info = archInfo(config);
+    this.contextLength = Math.min(contextLength ?? info.maxPositions, info.maxPositions);
+    // Preallocate the whole KV cache now, so decoding never grows it.
+    for (let l = 0; l < info.numLayers; l++) {
+      this.states.set(`cache.k.${l}`, new Float32Array(this.contextLength * info.kvDim));
+      this.states.set(`cache.v.${l}`, new Float32Array(this.contextLength * info.kvDim));
+    }
+  }
+
+  /** Tokens already in the cache. */
+  get pos(): number {
+    return this.position;
+  }
+
+  /** Forget everything after the first `n` tokens (n = 0: start over). */
+  rewind(n = 0): void {
+    if (n < 0 || n > this.position) throw new InvalidArgumentError(`rewind(${n}): the session holds ${this.position} tokens`);
+    this.position = n;
+  }
+
+  /**
+   * Feeds `ids` at positions pos..pos+n-1 and returns logits: [vocab] for the last token, or
+   * [n * vocab] for every token with `all`.
+   */
+  forward(ids: readonly number[], logits: 'last' | 'all' = 'last'): Float32Array {
+    const n = ids.length;
+    if (n === 0) throw new InvalidArgumentError('forward: no tokens');
+    if (this.position + n > this.contextLength) {
+      throw new ContextLengthError(this.position + n, this.contextLength);
+    }
+    const key = `${n}:${logits}`;
+    let g = this.graphs.get(key);
+    if (g === undefined) {
+      g = buildGraph(this.config, { seqLen: n, cacheLen: this.contextLength, logits });
+      this.graphs.set(key, g);
+    }
+    const positions = new Int32Array(n);
+    for (let i = 0; i < n; i++) positions[i] = this.position + i;
+    const inputs = { ids: Int32Array.from(ids), positions };
+    const ctx: ExecContext = {
+      weight: (name) => {
+        const t = this.weights.get(name);
+        if (t === undefined) throw new Error(`weight "${name}" is missing`);
+        return t;
+      },
+      state: (name) => {
+        const s = this.states.get(name);
+        if (s === undefined) throw new Error(`state "${name}" was not allocated`);
+        return s;
+      },
+      input: (name) => {
+        const v = inputs[name as keyof typeof inputs];
+        if (v === undefined) throw new Error(`graph input "${name}" was not fed`);
+        return v;
+      },
+    };
+    const out = runGraph(g, this.backends, ctx).get('logits')!;
+    this.position += n;
+    return out.data as Float32Array;
+  }
+}
