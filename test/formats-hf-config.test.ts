@@ -26,7 +26,7 @@ test('missing config.json is NOT_FOUND naming the path; bad JSON is a FormatErro
   fs.writeFileSync(path.join(dir, 'config.json'), '{\n  "a": 1,\n  "b": tru\n}');
   assert.throws(
     () => readHfConfig(dir),
-    (e: unknown) => e instanceof FormatError && e.file === path.join(dir, 'config.json') && /position 17 \(line 3, column 8\)/.test(e.found ?? ''),
+    (e: unknown) => e instanceof FormatError && e.file === path.join(dir, 'config.json') && /position 19 \(line 3, column 8\)/.test(e.found ?? ''),
   );
   fs.writeFileSync(path.join(dir, 'config.json'), '[1]');
   assert.throws(() => readHfConfig(dir), (e: unknown) => e instanceof FormatError && /object/.test(e.expected ?? ''));

@@ -18,6 +18,7 @@ export const GENERATE_HELP = `Usage: ristretto generate --model PATH [options]
   --top-k K             keep the K most likely tokens (default off)
   --min-p P             drop tokens below P x the top probability (default off)
   --repeat-penalty R    llama.cpp-style repetition penalty over the last 64 tokens (default 1: off)
+  --ctx N               KV-cache length (default: the trained context, at least 2048 for RoPE models)
   --seed S              RNG seed (default: random)
   --sampler NAME        default | llama2c (exactly run.c's sampler; the default equals it without top-k/min-p/penalties)
   --stop TEXT           stop when the text contains TEXT (repeatable)
@@ -32,7 +33,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       model: { type: 'string' }, tokenizer: { type: 'string' }, prompt: { type: 'string' },
       'max-tokens': { type: 'string' }, steps: { type: 'string' }, temperature: { type: 'string' },
       'top-p': { type: 'string' }, 'top-k': { type: 'string' }, 'min-p': { type: 'string' },
-      'repeat-penalty': { type: 'string' }, seed: { type: 'string' }, sampler: { type: 'string' },
+      'repeat-penalty': { type: 'string' }, ctx: { type: 'string' }, seed: { type: 'string' }, sampler: { type: 'string' },
       stop: { type: 'string', multiple: true }, output: { type: 'string' }, quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -54,11 +55,16 @@ export async function generateCommand(argv: string[]): Promise<void> {
     tokenizer: str(values, 'tokenizer'),
     onProgress: quiet ? undefined : progressReporter(),
     signal: controller.signal,
+    contextLength: num(values, 'ctx', { int: true, min: 1 }),
   });
   const prompt = str(values, 'prompt') ?? '';
   const promptIds = model.tokenizer.encode(prompt, { addSpecialTokens: true });
   // run.c: `steps` positions in all; the prompt uses len-1 of them before the first sample.
   const maxTokens = steps !== undefined ? Math.max(0, steps - promptIds.length + 1) : (maxTokensFlag ?? 256);
+  const trained = model.config.max_position_embeddings;
+  if (!quiet && promptIds.length + maxTokens - 1 > trained) {
+    process.stderr.write(`[ristretto] warning: up to ${promptIds.length + maxTokens - 1} positions requested; the model was trained with ${trained}\n`);
+  }
   const result = await model.generate(promptIds, {
     maxTokens,
     temperature: num(values, 'temperature', { min: 0 }),

@@ -95,7 +95,7 @@ export function parseJson(text: string, file: string, where = 'JSON'): unknown {
     const line = before.split('\n').length;
     const col = pos - before.lastIndexOf('\n');
     const at = pos < 0 ? '' : pos >= text.length ? ` at end of input (position ${pos})` : ` at position ${pos} (line ${line}, column ${col})`;
-    return fail(file, where, 'valid JSON', `${(e as Error).message}${at}`);
+    return fail(file, where, 'valid JSON', `${(e as Error).message.replace(/\s+/g, ' ')}${at}`);
   }
 }
 

@@ -149,10 +149,15 @@ export function llama2cTensorNames(config: Llama2cConfig): string[] {
 
 /**
  * Writes a llama2.c checkpoint in `config.version` (0 = legacy run.c format, 1 = "ak42" v1). `getTensor(name)`
- * returns each tensor's fp32 values (row-major, outermost first) for the names of `llama2cTensorNames(config)`.
+ * returns each tensor's fp32 values (row-major, outermost first) for the names of `llama2cTensorNames(config)`;
+ * `shape` is the shape the file expects.
  * Legacy files get the freq_cis block computed as export.py does (theta 10000).
  */
-export function writeLlama2c(path: string, config: Llama2cConfig, getTensor: (name: string) => Float32Array | HostTensor): void {
+export function writeLlama2c(
+  path: string,
+  config: Llama2cConfig,
+  getTensor: (name: string, shape: number[]) => Float32Array | HostTensor,
+): void {
   validate(config, null);
   const c = config;
   let header: Uint8Array;
@@ -188,7 +193,7 @@ export function writeLlama2c(path: string, config: Llama2cConfig, getTensor: (na
         }
         data = new Uint8Array(f.buffer);
       } else {
-        const v = getTensor(t.name);
+        const v = getTensor(t.name, [...t.shape]);
         if (v instanceof Float32Array) data = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
         else if (v.dtype === 'f32') data = v.data;
         else throw new InvalidArgumentError(`writeLlama2c: tensor "${t.name}" must be f32, got ${v.dtype}`);

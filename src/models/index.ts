@@ -10,7 +10,18 @@ export interface ArchInfo {
   vocabSize: number;
   numLayers: number;
   kvDim: number;
+  /** The context the model was trained with. */
   maxPositions: number;
+  /** RoPE models can run past maxPositions (quality degrades; a warning is due); learned positions cannot. */
+  extendableContext: boolean;
+}
+
+/** Default KV-cache length: the trained context, at least 2048 for RoPE models (some converters record a
+ *  short context, e.g. llama.cpp's llama2c converter writes 128), at most 4096 (memory). */
+export function defaultContextLength(c: ModelConfig): number {
+  const info = archInfo(c);
+  if (!info.extendableContext) return info.maxPositions;
+  return Math.min(4096, Math.max(info.maxPositions, 2048));
 }
 
 export function buildGraph(c: ModelConfig, o: BuildOptions): Graph {
@@ -33,5 +44,6 @@ export function archInfo(c: ModelConfig): ArchInfo {
     numLayers: c.num_hidden_layers,
     kvDim: c.num_key_value_heads * c.head_dim,
     maxPositions: c.max_position_embeddings,
+    extendableContext: true,
   };
 }

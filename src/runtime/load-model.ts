@@ -28,6 +28,8 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Execution backends in priority order; the reference backend is always appended as the fallback. */
   backends?: Backend[];
+  /** KV-cache length of the model's sessions. Default: the trained context (>= 2048 for RoPE models, <= 4096). */
+  contextLength?: number;
 }
 
 /** Which reader a path needs, by content (magic bytes) rather than by name. */
@@ -114,6 +116,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       weights,
       [...(options.backends ?? []), referenceBackend],
       [...stop],
+      options.contextLength,
     );
     onProgress?.({ type: 'ready', ms: performance.now() - t0, parameters, weightBytes });
     return model;

@@ -28,13 +28,15 @@ export class Model {
     private readonly backends: readonly Backend[],
     /** Ids that end generation: EOS ids, plus BOS (llama2.c models separate stories with BOS). */
     readonly stopTokenIds: readonly number[],
+    /** KV-cache length of new sessions (undefined: the architecture's default). */
+    readonly contextLength?: number,
   ) {}
 
   /** A fresh sequence with its own preallocated KV cache. */
   createSession(contextLength?: number): InferenceSession {
     this.assertLive();
     const w = this.weights;
-    return new InferenceSession(this.config, { get: (n) => w.get(n) }, this.backends, contextLength);
+    return new InferenceSession(this.config, { get: (n) => w.get(n) }, this.backends, contextLength ?? this.contextLength);
   }
 
   /** Streams tokens as they are generated; stops on EOS, stop strings, maxTokens, or `signal`. */

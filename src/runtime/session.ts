@@ -6,7 +6,7 @@ import { runGraph } from '../backends/backend.js';
 import { ContextLengthError, InvalidArgumentError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
 import type { HostTensor } from '../formats/tensor.js';
-import { archInfo, buildGraph, type ModelConfig } from '../models/index.js';
+import { archInfo, buildGraph, defaultContextLength, type ModelConfig } from '../models/index.js';
 
 export interface WeightStore {
   get(name: string): HostTensor | undefined;
@@ -25,7 +25,12 @@ export class InferenceSession {
     contextLength?: number,
   ) {
     const info = archInfo(config);
-    this.contextLength = Math.min(contextLength ?? info.maxPositions, info.maxPositions);
+    const n = contextLength ?? defaultContextLength(config);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`context length must be a positive integer, got ${n}`);
+    if (n > info.maxPositions && !info.extendableContext) {
+      throw new InvalidArgumentError(`context length ${n} exceeds the model's ${info.maxPositions} learned positions`);
+    }
+    this.contextLength = n;
     // Preallocate the whole KV cache now, so decoding never grows it.
     for (let l = 0; l < info.numLayers; l++) {
       this.states.set(`cache.k.${l}`, new Float32Array(this.contextLength * info.kvDim));

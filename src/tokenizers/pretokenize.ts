@@ -96,11 +96,18 @@ const IRREGULAR_FOLDS = [
   0x2126, 0x3f4, 0x1c80, 0x1c81, 0x1c82, 0x1c83, 0x1c84, 0x1c85, 0x1c86, 0x1c87, 0x1c88, 0xb5, 0x130, 0x131,
 ];
 
+function escapeControl(ch: string): string | null {
+  const c = ch.codePointAt(0)!;
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) {
+    return c <= 0xff ? '\\x' + c.toString(16).padStart(2, '0') : '\\u' + c.toString(16).padStart(4, '0');
+  }
+  return null;
+}
 function escapeClassChar(ch: string): string {
-  return /[\\\]\[\^\-]/.test(ch) ? '\\' + ch : ch;
+  return escapeControl(ch) ?? (/[\\\]\[\^\-]/.test(ch) ? '\\' + ch : ch);
 }
 function escapeLiteral(ch: string): string {
-  return /[\\^$.*+?()[\]{}|/]/.test(ch) ? '\\' + ch : ch;
+  return escapeControl(ch) ?? (/[\\^$.*+?()[\]{}|/]/.test(ch) ? '\\' + ch : ch);
 }
 
 /** All characters equal to `ch` under case-insensitive Unicode matching (including `ch`), or just [ch]. */
@@ -351,7 +358,7 @@ export function translateRegex(src: string): string {
           const on = flags[1] ?? '';
           const off = flags[2] ?? '';
           if (/[mx]/.test(on + off)) throw new UnsupportedError(`regex ${where}: inline flags (?${on}-${off})`);
-          const newCi = on.includes('i') ? true : off.includes('i') ? false : ci;
+          const newCi: boolean = on.includes('i') ? true : off.includes('i') ? false : ci;
           if (flags[3] === ')') {
             // (?i) applies to the rest of the enclosing group
             ci = newCi;

@@ -143,6 +143,8 @@ export function f32ToBf16Bits(x: number): number {
 // ---------------------------------------------------------------------------------------------
 // Bulk conversions over little-endian byte buffers
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 function u32View(out: Float32Array): Uint32Array {
   return new Uint32Array(out.buffer, out.byteOffset, out.length);
 }
@@ -162,6 +164,11 @@ export function decodeBf16(src: Uint8Array, srcOff: number, n: number, out: Floa
 
 /** Decodes `n` little-endian f32 values (bit-exact, works for any byte alignment and host endianness). */
 export function decodeF32(src: Uint8Array, srcOff: number, n: number, out: Float32Array, outOff: number): void {
+  if (LITTLE_ENDIAN && (src.byteOffset + srcOff) % 4 === 0) {
+    // same-type TypedArray.set copies bytes, so NaN payloads survive
+    out.set(new Float32Array(src.buffer, src.byteOffset + srcOff, n), outOff);
+    return;
+  }
   const o = u32View(out);
   for (let i = 0, p = srcOff; i < n; i++, p += 4) {
     o[outOff + i] = (src[p]! | (src[p + 1]! << 8) | (src[p + 2]! << 16) | (src[p + 3]! << 24)) >>> 0;
