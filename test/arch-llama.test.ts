@@ -57,9 +57,9 @@ for (const [label, over] of shapes) {
 }
 
 test('llama: context overflow is a ContextLengthError naming both numbers', () => {
-  const c = cfg({ max_position_embeddings: 8 });
+  const c = cfg({});
   const w = randomWeights(llamaParams(c), 3);
-  const s = new InferenceSession(c, { get: (n: string) => w.get(n) }, [referenceBackend]);
+  const s = new InferenceSession(c, { get: (n: string) => w.get(n) }, [referenceBackend], 8);
   s.forward([1, 2, 3, 4, 5, 6]);
   assert.throws(() => s.forward([1, 2, 3]), (e: unknown) => e instanceof ContextLengthError && /9 positions.*context is 8/.test(e.message));
 });

@@ -68,7 +68,7 @@ function flips(bytes: Uint8Array, open: (p: string) => unknown, what: string, se
   return rejected;
 }
 
-function mustThrow(bytes: Uint8Array, open: (p: string) => unknown, what: string, cls: typeof RistrettoError = FormatError): void {
+function mustThrow(bytes: Uint8Array, open: (p: string) => unknown, what: string, cls: new (...args: never[]) => RistrettoError = FormatError): void {
   const r = attempt(bytes, open, what);
   assert.ok(r instanceof cls, `${what}: expected ${cls.name}, got ${r === 'ok' ? 'a successful parse' : `${r.name}: ${r.message}`}`);
 }
@@ -115,7 +115,7 @@ test('GGUF: truncations, random flips and hand-made hostile headers', () => {
   };
   const finish = (b: Bytes, dataBytes = 0): Uint8Array => b.pad(32).raw(new Uint8Array(dataBytes)).build();
   const H = 2n ** 62n;
-  const cases: [string, Uint8Array, typeof RistrettoError?][] = [
+  const cases: [string, Uint8Array, (new (...args: never[]) => RistrettoError)?][] = [
     ['bad magic', new Bytes().raw('GGUX').u32(3).u64(0).u64(0).build()],
     ['version 0', new Bytes().raw('GGUF').u32(0).u64(0).u64(0).build()],
     ['version 1', new Bytes().raw('GGUF').u32(1).u64(0).u64(0).build(), UnsupportedError],
@@ -137,7 +137,7 @@ test('GGUF: truncations, random flips and hand-made hostile headers', () => {
     ['alignment as string', kv(hdr(0, 1), 'general.alignment', 8).gstr('32').build()],
     ['alignment as int32', kv(hdr(0, 1), 'general.alignment', 5).i32(64).build()],
     ['n_dims 5', finish(tensor(hdr(1, 0), 't', [1, 1, 1, 1, 1], 0, 0), 4)],
-    ['n_dims 2^32-1', finish(tensor(hdr(1, 0), 't', [], 0, 0).u32(0), 4)],
+    ['n_dims 2^32-1', finish(hdr(1, 0).gstr('t').u32(0xffffffff).u64(1).u32(0).u64(0), 4)],
     ['dim 0', finish(tensor(hdr(1, 0), 't', [4, 0], 0, 0), 16)],
     ['dim 2^62', finish(tensor(hdr(1, 0), 't', [H], 0, 0), 16)],
     ['dims overflow 2^104', finish(tensor(hdr(1, 0), 't', [2 ** 26, 2 ** 26, 2 ** 26, 2 ** 26], 0, 0), 16)],
@@ -190,7 +190,7 @@ test('safetensors: truncations, random flips, hostile headers', () => {
     ['truncated JSON', json('{"a":{"dtype":"F32"')],
     ['deeply nested JSON', json(`{"a":${'['.repeat(50000)}${']'.repeat(50000)}}`)],
     ['deeply nested broken JSON', json(`{"a":${'['.repeat(200000)}}`)],
-    ['shape of 10^6 dims', json(`{"a":{"dtype":"F32","shape":[${Array(1_000_000).fill(1).join(',')}],"data_offsets":[0,4]}}`, 4)],
+    ['shape of 10^6 dims of 2', json(`{"a":{"dtype":"F32","shape":[${Array(1_000_000).fill(2).join(',')}],"data_offsets":[0,4]}}`, 4)],
     ['shape with huge dim', json('{"a":{"dtype":"F32","shape":[1e300],"data_offsets":[0,4]}}', 4)],
     ['offsets as strings', json('{"a":{"dtype":"F32","shape":[1],"data_offsets":["0","4"]}}', 4)],
     ['offsets of 3 numbers', json('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}', 4)],
@@ -215,8 +215,9 @@ test('llama2.c checkpoints and tokenizer.bin: truncations, flips, hostile header
       const base = fs.readFileSync(p);
       assert.equal(attempt(base, openLlama2c, 'base'), 'ok');
       // Legacy files may lack the freq_cis block (2 * seqLen * headSize/2 floats): that one prefix is valid.
-      const noFreq = version === 0 && sharedClassifier ? base.length - 2 * 4 * 2 * 4 : -1;
-      for (let len = 0; len < base.length; len++) {
+      const noFreq = version === 0 ? base.length - 2 * 4 * 2 * 4 : -1;
+      const lengths = [...Array(base.length).keys()].filter((len) => len < 300 || len % 23 === 0 || Math.abs(len - noFreq) < 5);
+      for (const len of lengths) {
         const r = attempt(base.subarray(0, len), openLlama2c, `llama2c v${version} truncated to ${len}`);
         assert.ok(len === noFreq ? r === 'ok' : r instanceof FormatError, `llama2c v${version} shared=${sharedClassifier} truncated to ${len}`);
       }
@@ -229,7 +230,7 @@ test('llama2.c checkpoints and tokenizer.bin: truncations, flips, hostile header
     return b.raw(new Uint8Array(bytes)).build();
   };
   const M = 2 ** 31 - 1;
-  const cases: [string, Uint8Array, typeof RistrettoError?][] = [
+  const cases: [string, Uint8Array, (new (...args: never[]) => RistrettoError)?][] = [
     ['all int32 max', legacy([M, M, M, M, M, M, M])],
     ['int32 min vocab', legacy([8, 8, 1, 2, 2, -(2 ** 31), 4])],
     ['negative dims', legacy([-8, 8, 1, 2, 2, 4, 4])],

@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { loadModel } from '../runtime/load-model.js';
+import { archInfo } from '../models/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { num, oneOf, required, str } from './args.js';
 import { progressReporter } from './progress.js';
@@ -61,7 +62,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const promptIds = model.tokenizer.encode(prompt, { addSpecialTokens: true });
   // run.c: `steps` positions in all; the prompt uses len-1 of them before the first sample.
   const maxTokens = steps !== undefined ? Math.max(0, steps - promptIds.length + 1) : (maxTokensFlag ?? 256);
-  const trained = model.config.max_position_embeddings;
+  const trained = archInfo(model.config).maxPositions;
   if (!quiet && promptIds.length + maxTokens - 1 > trained) {
     process.stderr.write(`[ristretto] warning: up to ${promptIds.length + maxTokens - 1} positions requested; the model was trained with ${trained}\n`);
   }

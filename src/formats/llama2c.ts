@@ -118,16 +118,22 @@ function parse(r: FileReader): Llama2cSource {
   }
   validate(config, file);
 
-  const items = layout(config);
-  // Sizes in BigInt: seven int32 fields multiply past 2^53 easily in a hostile header.
-  const total = items.reduce((a, t) => a + elems(t.shape) * 4n, BigInt(headerSize));
+  // Expected size first, in BigInt (seven int32 fields multiply far past 2^53), before building the tensor
+  // list: a hostile n_layers of 2^31 must not allocate per-layer entries.
+  const { dim, hiddenDim: h, nLayers: L, nHeads, nKvHeads, vocabSize: V, seqLen } = config;
+  const B = BigInt;
+  const kv = B((dim * nKvHeads) / nHeads);
+  const perLayer = 2n * B(dim) + 2n * B(dim) * B(dim) + 2n * kv * B(dim) + 3n * B(h) * B(dim);
+  const classifiers = config.sharedClassifier ? 1n : 2n;
+  const freqBytes = config.version === 0 ? 4n * B(seqLen) * B(dim / nHeads) : 0n; // 2 x [seq_len, head_size/2]
+  const total = B(headerSize) + 4n * (classifiers * B(V) * B(dim) + B(L) * perLayer + B(dim)) + freqBytes;
   const size = BigInt(r.size);
-  const freqBytes = config.version === 0 ? elems(items.find((t) => t.name === FREQ_CIS)!.shape) * 4n : 0n;
   const withFreq = size === total;
   if (!withFreq && !(config.version === 0 && size === total - freqBytes)) {
     const exp = config.version === 0 ? `${total} bytes (or ${total - freqBytes} without the freq_cis block)` : `${total} bytes`;
     fail(file, 'file size', `${exp} for ${JSON.stringify(config)}`, `${r.size} bytes`);
   }
+  const items = layout(config);
   const entries = new Map<string, TensorEntry>();
   let off = headerSize;
   for (const t of items) {

@@ -26,6 +26,20 @@ const DTYPE_BITS: Record<string, number> = {
 const DECODED: Record<string, DType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 const ENCODED: Partial<Record<DType, string>> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
+/** A short description of a JSON value for error messages (no recursion: values may be hostile and deep). */
+function show(v: unknown): string {
+  if (Array.isArray(v)) {
+    if (v.every((x) => x === null || typeof x !== 'object')) {
+      const j = JSON.stringify(v.slice(0, 8));
+      return v.length > 8 ? `${j.slice(0, -1)},... (${v.length} items)]` : j;
+    }
+    return `an array of ${v.length} items`;
+  }
+  if (v !== null && typeof v === 'object') return 'an object';
+  const j = JSON.stringify(v) ?? String(v);
+  return j.length > 60 ? `${j.slice(0, 60)}...` : j;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -56,32 +70,37 @@ function parse(r: FileReader): SafetensorsSource {
   const json = parseJson(text, file, 'header');
   if (!isPlainObject(json)) fail(file, 'header', 'a JSON object', Array.isArray(json) ? 'an array' : typeof json);
 
+  const fileBits = BigInt(r.size) * 8n;
   const metadata: Record<string, string> = {};
   const infos: { info: TensorInfo; begin: number; end: number }[] = [];
   for (const [name, raw] of Object.entries(json)) {
     if (name === '__metadata__') {
-      if (!isPlainObject(raw)) fail(file, '__metadata__', 'an object of strings', JSON.stringify(raw)?.slice(0, 60));
+      if (!isPlainObject(raw)) fail(file, '__metadata__', 'an object of strings', show(raw));
       for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') fail(file, `__metadata__."${k}"`, 'a string', JSON.stringify(v)?.slice(0, 60));
+        if (typeof v !== 'string') fail(file, `__metadata__."${k}"`, 'a string', show(v));
         metadata[k] = v;
       }
       continue;
     }
     const where = `tensor "${name}"`;
-    if (!isPlainObject(raw)) fail(file, where, 'an object {dtype, shape, data_offsets}', JSON.stringify(raw)?.slice(0, 60));
+    if (!isPlainObject(raw)) fail(file, where, 'an object {dtype, shape, data_offsets}', show(raw));
     const extra = Object.keys(raw).filter((k) => k !== 'dtype' && k !== 'shape' && k !== 'data_offsets');
     if (extra.length) fail(file, where, 'only the fields dtype, shape, data_offsets', `field "${extra[0]}"`);
     const { dtype, shape, data_offsets: offs } = raw;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BITS)) {
-      fail(file, `${where} dtype`, `one of ${Object.keys(DTYPE_BITS).join(', ')}`, JSON.stringify(dtype)?.slice(0, 40));
+      fail(file, `${where} dtype`, `one of ${Object.keys(DTYPE_BITS).join(', ')}`, show(dtype));
     }
-    if (!Array.isArray(shape) || !shape.every(isIndex)) fail(file, `${where} shape`, 'an array of non-negative integers', JSON.stringify(shape)?.slice(0, 60));
+    if (!Array.isArray(shape) || !shape.every(isIndex)) fail(file, `${where} shape`, 'an array of non-negative integers', show(shape));
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isIndex)) {
-      fail(file, `${where} data_offsets`, '[begin, end] non-negative integers', JSON.stringify(offs)?.slice(0, 60));
+      fail(file, `${where} data_offsets`, '[begin, end] non-negative integers', show(offs));
     }
     // Size check with BigInt: product(shape) * bits can overflow 2^53 long before it overflows the file.
-    let bits = BigInt(DTYPE_BITS[dtype]!);
-    for (const d of shape as number[]) bits *= BigInt(d);
+    // (Stops early once past the file size, so a shape of a million 2s cannot make a million-bit BigInt.)
+    let bits = (shape as number[]).includes(0) ? 0n : BigInt(DTYPE_BITS[dtype]!);
+    for (const d of shape as number[]) {
+      if (bits > fileBits) break;
+      bits *= BigInt(d);
+    }
     if (bits % 8n !== 0n) fail(file, `${where} size`, 'a whole number of bytes', `${bits} bits`);
     const [begin, end] = offs as number[];
     if (end! < begin!) fail(file, `${where} data_offsets`, 'begin <= end', `[${begin}, ${end}]`);
@@ -163,11 +182,11 @@ export function openSafetensorsDir(dir: string): SafetensorsSource & { shards: s
   const index = readJsonFile(indexPath);
   if (!isPlainObject(index)) fail(indexPath, 'top level', 'a JSON object', typeof index);
   const wm = index.weight_map;
-  if (!isPlainObject(wm)) fail(indexPath, 'weight_map', 'an object {tensor name: shard file}', JSON.stringify(wm)?.slice(0, 60));
+  if (!isPlainObject(wm)) fail(indexPath, 'weight_map', 'an object {tensor name: shard file}', show(wm));
   const root = nodePath.resolve(dir);
   const shardOf = new Map<string, string>();
   for (const [name, f] of Object.entries(wm)) {
-    if (typeof f !== 'string' || f === '') fail(indexPath, `weight_map."${name}"`, 'a shard file name', JSON.stringify(f)?.slice(0, 60));
+    if (typeof f !== 'string' || f === '') fail(indexPath, `weight_map."${name}"`, 'a shard file name', show(f));
     const p = nodePath.resolve(root, f);
     if (nodePath.isAbsolute(f) || !p.startsWith(root + nodePath.sep)) {
       fail(indexPath, `weight_map."${name}"`, `a file inside ${root}`, JSON.stringify(f));

@@ -3,7 +3,9 @@
 // checkpoint loads with no rename table (other formats are mapped at load time, see checkpoints/).
 
 import { RistrettoError } from '../errors.js';
-import { Graph, type Sym } from '../graph/graph.js';
+import { Graph } from '../graph/graph.js';
+import { configFields, requirePositiveInts } from './config.js';
+import { NONE, lmHead, paramLookup, ropeAttention, swiglu, tokenInputs } from './blocks.js';
 
 export interface Llama3RopeScaling {
   rope_type: 'llama3';
@@ -33,33 +35,9 @@ export interface LlamaConfig {
 
 /** Reads an HF `config.json` object (LlamaForCausalLM); missing optional keys take HF's defaults. */
 export function llamaConfigFromHF(c: Record<string, unknown>): LlamaConfig {
-  const num = (k: string, dflt?: number): number => {
-    const v = c[k];
-    if (typeof v === 'number' && Number.isFinite(v)) return v;
-    if (v === undefined || v === null) {
-      if (dflt !== undefined) return dflt;
-      throw new RistrettoError('CONFIG', `config.json: "${k}" is required for a Llama model`);
-    }
-    throw new RistrettoError('CONFIG', `config.json: "${k}" must be a number, found ${JSON.stringify(v)}`);
-  };
+  const { num } = configFields(c, 'Llama');
   const heads = num('num_attention_heads');
   const hidden = num('hidden_size');
-  const rs = c['rope_scaling'] as Record<string, unknown> | null | undefined;
-  let ropeScaling: Llama3RopeScaling | null = null;
-  if (rs !== null && rs !== undefined) {
-    const type = rs['rope_type'] ?? rs['type'];
-    if (type === 'llama3') {
-      ropeScaling = {
-        rope_type: 'llama3',
-        factor: Number(rs['factor']),
-        low_freq_factor: Number(rs['low_freq_factor']),
-        high_freq_factor: Number(rs['high_freq_factor']),
-        original_max_position_embeddings: Number(rs['original_max_position_embeddings']),
-      };
-    } else if (type !== 'default') {
-      throw new RistrettoError('CONFIG', `config.json: rope_scaling type ${JSON.stringify(type)} is not supported (supported: llama3)`);
-    }
-  }
   const cfg: LlamaConfig = {
     model_type: 'llama',
     vocab_size: num('vocab_size'),
@@ -71,7 +49,7 @@ export function llamaConfigFromHF(c: Record<string, unknown>): LlamaConfig {
     head_dim: num('head_dim', hidden / heads),
     rms_norm_eps: num('rms_norm_eps', 1e-6),
     rope_theta: num('rope_theta', 10000),
-    rope_scaling: ropeScaling,
+    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
     max_position_embeddings: num('max_position_embeddings', 2048),
     tie_word_embeddings: c['tie_word_embeddings'] === true,
     rope_style: 'neox',
@@ -80,11 +58,26 @@ export function llamaConfigFromHF(c: Record<string, unknown>): LlamaConfig {
   return cfg;
 }
 
-export function validateLlamaConfig(c: LlamaConfig): void {
-  const pos = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings'] as const;
-  for (const k of pos) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new RistrettoError('CONFIG', `llama config: ${k} must be a positive integer, found ${c[k]}`);
+/** HF `rope_scaling`: null / default, or Llama 3's frequency-band scaling. */
+export function ropeScalingFromHF(v: unknown): Llama3RopeScaling | null {
+  if (v === null || v === undefined) return null;
+  const rs = v as Record<string, unknown>;
+  const type = rs['rope_type'] ?? rs['type'];
+  if (type === 'default') return null;
+  if (type !== 'llama3') {
+    throw new RistrettoError('CONFIG', `config.json: rope_scaling type ${JSON.stringify(type)} is not supported (supported: llama3)`);
   }
+  return {
+    rope_type: 'llama3',
+    factor: Number(rs['factor']),
+    low_freq_factor: Number(rs['low_freq_factor']),
+    high_freq_factor: Number(rs['high_freq_factor']),
+    original_max_position_embeddings: Number(rs['original_max_position_embeddings']),
+  };
+}
+
+export function validateLlamaConfig(c: LlamaConfig): void {
+  requirePositiveInts(c, ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings'], 'llama');
   if (c.num_attention_heads % c.num_key_value_heads !== 0) {
     throw new RistrettoError('CONFIG', `llama config: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
   }
@@ -149,46 +142,24 @@ export function llamaParams(c: LlamaConfig): Map<string, number[]> {
  */
 export function buildLlamaGraph(c: LlamaConfig, o: BuildOptions): Graph {
   const g = new Graph();
-  const params = llamaParams(c);
-  const P = (name: string): Sym => g.add('param', [], { name, shape: params.get(name)! }, name);
-  const T = o.seqLen;
-  const kvDim = c.num_key_value_heads * c.head_dim;
-  const ids = g.add('input', [], { name: 'ids', shape: [T], type: 'i32' }, 'ids');
-  const pos = g.add('input', [], { name: 'positions', shape: [T], type: 'i32' }, 'positions');
-  const rope = { headDim: c.head_dim, theta: c.rope_theta, style: c.rope_style, invFreq: llamaInvFreq(c) } as const;
-  const attn = {
-    nHeads: c.num_attention_heads,
-    nKvHeads: c.num_key_value_heads,
-    headDim: c.head_dim,
-    causal: true,
-    scale: 1 / Math.sqrt(c.head_dim),
-  };
-  const none = {} as Record<string, never>;
+  const P = paramLookup(g, llamaParams(c));
+  const { ids, pos } = tokenInputs(g, o.seqLen);
+  const rope = { headDim: c.head_dim, theta: c.rope_theta, style: c.rope_style, invFreq: llamaInvFreq(c) };
+  const attn = { nHeads: c.num_attention_heads, nKvHeads: c.num_key_value_heads, headDim: c.head_dim, causal: true, scale: 1 / Math.sqrt(c.head_dim) };
 
-  let x = g.add('embedding', [P('model.embed_tokens.weight'), ids], none);
+  let x = g.add('embedding', [P('model.embed_tokens.weight'), ids], NONE);
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const L = `model.layers.${l}`;
-    // attention block: x += o_proj(attention(rope(q), rope(k), v))
+    const A = `${L}.self_attn`;
     const h = g.add('rmsnorm', [x, P(`${L}.input_layernorm.weight`)], { eps: c.rms_norm_eps });
-    const q = g.add('rope', [g.add('matmul', [h, P(`${L}.self_attn.q_proj.weight`)], none), pos], rope);
-    let k = g.add('rope', [g.add('matmul', [h, P(`${L}.self_attn.k_proj.weight`)], none), pos], rope);
-    let v = g.add('matmul', [h, P(`${L}.self_attn.v_proj.weight`)], none);
-    if (o.cacheLen !== null) {
-      const shape = [o.cacheLen, kvDim];
-      k = g.add('kv_write', [g.add('state', [], { name: `cache.k.${l}`, shape }, `cache.k.${l}`), k, pos], none);
-      v = g.add('kv_write', [g.add('state', [], { name: `cache.v.${l}`, shape }, `cache.v.${l}`), v, pos], none);
-    }
-    const a = g.add('attention', [q, k, v, pos], attn);
-    x = g.add('add', [x, g.add('matmul', [a, P(`${L}.self_attn.o_proj.weight`)], none)], none);
-    // feed-forward block (SwiGLU): x += down(silu(gate(h)) * up(h))
+    const a = ropeAttention(g, h, pos, {
+      q: P(`${A}.q_proj.weight`), k: P(`${A}.k_proj.weight`), v: P(`${A}.v_proj.weight`), o: P(`${A}.o_proj.weight`),
+    }, rope, { layer: l, attn, cacheLen: o.cacheLen });
+    x = g.add('add', [x, a], NONE);
     const h2 = g.add('rmsnorm', [x, P(`${L}.post_attention_layernorm.weight`)], { eps: c.rms_norm_eps });
-    const gate = g.add('silu', [g.add('matmul', [h2, P(`${L}.mlp.gate_proj.weight`)], none)], none);
-    const up = g.add('matmul', [h2, P(`${L}.mlp.up_proj.weight`)], none);
-    x = g.add('add', [x, g.add('matmul', [g.add('mul', [gate, up], none), P(`${L}.mlp.down_proj.weight`)], none)], none);
+    x = g.add('add', [x, swiglu(g, h2, P(`${L}.mlp.gate_proj.weight`), P(`${L}.mlp.up_proj.weight`), P(`${L}.mlp.down_proj.weight`))], NONE);
   }
   x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
-  if (o.logits === 'last' && T > 1) x = g.add('slice_rows', [x], { start: T - 1, count: 1 });
-  const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-  g.output('logits', g.add('matmul', [x, P(head)], none));
+  lmHead(g, x, P(c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), o.seqLen, o.logits);
   return g;
 }

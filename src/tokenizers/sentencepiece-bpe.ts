@@ -101,7 +101,7 @@ export interface SentencePieceBPEConfig {
   /** Ids added before / after the text when addSpecialTokens (default: [bosId] if addBos / [eosId] if addEos). */
   prefixIds?: readonly number[];
   suffixIds?: readonly number[];
-  /** Leading spaces removed from the first decoded piece (at the start or after BOS). Default 1 if addSpacePrefix. */
+  /** Leading spaces removed from the first decoded piece (tokenBytes with prevId null). Default 1 if addSpacePrefix. */
   decodeStripLeadingSpaces?: number;
   /** Replacement character shown for space in tokens (default "▁"). */
   spaceSymbol?: string;
@@ -537,7 +537,7 @@ export class SentencePieceBPETokenizer implements Tokenizer {
       b = utf8.encode(this.tokens[id]!.replaceAll(this.spaceSymbol, ' '));
       this.pieceBytes[id] = b;
     }
-    if (this.stripSpaces > 0 && (prevId === null || prevId === this.bosId)) {
+    if (this.stripSpaces > 0 && prevId === null) {
       let k = 0;
       while (k < this.stripSpaces && k < b.length && b[k] === 0x20) k++;
       if (k > 0) return b.subarray(k);

@@ -1,7 +1,9 @@
 // Incremental detokenisation for any `Tokenizer`.
 //
 // Each token contributes `tokenizer.tokenBytes(id, prevId)` bytes (special tokens contribute nothing; when
-// `skipSpecialTokens` is false their vocabulary text is emitted instead). The bytes go through one streaming
+// `skipSpecialTokens` is false their vocabulary text is emitted instead). `prevId` is the previous token that
+// contributed output (null until one has): like HF's decoders (Strip after Fuse), a SentencePiece tokenizer then
+// strips the dummy-prefix space of the first emitted piece only, wherever BOS or other skipped tokens are. The bytes go through one streaming
 // UTF-8 TextDecoder, so a character whose bytes are spread over several tokens (byte-fallback emoji, byte-level
 // BPE pieces) is emitted only once it is complete: `push()` never returns half a UTF-8 sequence. Invalid byte
 // sequences become U+FFFD exactly as a one-shot `TextDecoder.decode` would, so the concatenation of every
@@ -27,21 +29,18 @@ export function tokenStreamBytes(tokenizer: Tokenizer, id: number, prevId: numbe
 }
 
 
-/**
- * One-shot decode with exactly the semantics of StreamDecoder: `prevId` passed to `tokenBytes` is the id
- * pushed just before (special or not), null for the first id.
- */
+/** One-shot decode with exactly the semantics of StreamDecoder. */
 export function decodeWithTokenBytes(tokenizer: Tokenizer, ids: readonly number[], skipSpecialTokens = true): string {
   const parts: Uint8Array[] = [];
   let total = 0;
   let prev: number | null = null;
   for (const id of ids) {
     const b = tokenStreamBytes(tokenizer, id, prev, skipSpecialTokens);
+    if (b.length > 0 || !(skipSpecialTokens && tokenizer.isSpecial(id))) prev = id;
     if (b.length > 0) {
       parts.push(b);
       total += b.length;
     }
-    prev = id;
   }
   const all = new Uint8Array(total);
   let o = 0;
@@ -66,7 +65,7 @@ export class StreamDecoder {
   /** Feeds one token id; returns the text completed by it (possibly ""). */
   push(id: number): string {
     const bytes = tokenStreamBytes(this.tokenizer, id, this.prevId, this.skipSpecialTokens);
-    this.prevId = id;
+    if (bytes.length > 0 || !(this.skipSpecialTokens && this.tokenizer.isSpecial(id))) this.prevId = id;
     if (bytes.length === 0) return '';
     return this.decoder.decode(bytes, { stream: true });
   }

@@ -1,0 +1,79 @@
+// Building blocks shared by the architecture files: parameter lookup, the KV-cached attention
+// core, RoPE attention with optional QK-norm and biases, and the SwiGLU MLP.
+
+import type { Graph, Sym } from '../graph/graph.js';
+import type { OpAttrs } from '../graph/ops.js';
+
+export const NONE = {} as Record<string, never>;
+
+/** One parameter node per use; `params` holds every name the architecture declares, with its shape. */
+export function paramLookup(g: Graph, params: Map<string, number[]>): (name: string) => Sym {
+  return (name) => {
+    const shape = params.get(name);
+    if (shape === undefined) throw new Error(`the architecture does not declare parameter "${name}"`);
+    return g.add('param', [], { name, shape }, name);
+  };
+}
+
+export function linear(g: Graph, x: Sym, w: Sym, b?: Sym): Sym {
+  const y = g.add('matmul', [x, w], NONE);
+  return b === undefined ? y : g.add('add', [y, b], NONE);
+}
+
+/** The standard inputs: `ids` [T] and absolute `positions` [T]. */
+export function tokenInputs(g: Graph, T: number): { ids: Sym; pos: Sym } {
+  return {
+    ids: g.add('input', [], { name: 'ids', shape: [T], type: 'i32' }, 'ids'),
+    pos: g.add('input', [], { name: 'positions', shape: [T], type: 'i32' }, 'positions'),
+  };
+}
+
+export interface AttentionCore {
+  layer: number;
+  attn: OpAttrs['attention'];
+  /** KV-cache rows, or null to attend within the call only. */
+  cacheLen: number | null;
+}
+
+/** Writes k/v to the layer's cache (when there is one) and attends. */
+export function attendWithCache(g: Graph, q: Sym, k: Sym, v: Sym, pos: Sym, o: AttentionCore): Sym {
+  if (o.cacheLen !== null) {
+    const shape = [o.cacheLen, o.attn.nKvHeads * o.attn.headDim];
+    const kc = g.add('state', [], { name: `cache.k.${o.layer}`, shape }, `cache.k.${o.layer}`);
+    const vc = g.add('state', [], { name: `cache.v.${o.layer}`, shape }, `cache.v.${o.layer}`);
+    k = g.add('kv_write', [kc, k, pos], NONE);
+    v = g.add('kv_write', [vc, v, pos], NONE);
+  }
+  return g.add('attention', [q, k, v, pos], o.attn);
+}
+
+export interface RopeAttentionParams {
+  q: Sym; k: Sym; v: Sym; o: Sym;
+  qBias?: Sym; kBias?: Sym; vBias?: Sym; oBias?: Sym;
+  /** Per-head RMSNorm of q and k before RoPE (Qwen3). */
+  qNorm?: Sym; kNorm?: Sym; normEps?: number;
+}
+
+/** o_proj(attention(rope(norm?(q)), rope(norm?(k)), v)) for Llama-style blocks. */
+export function ropeAttention(g: Graph, h: Sym, pos: Sym, p: RopeAttentionParams, rope: OpAttrs['rope'], core: AttentionCore): Sym {
+  let q = linear(g, h, p.q, p.qBias);
+  let k = linear(g, h, p.k, p.kBias);
+  const v = linear(g, h, p.v, p.vBias);
+  if (p.qNorm !== undefined) q = g.add('rmsnorm', [q, p.qNorm], { eps: p.normEps! });
+  if (p.kNorm !== undefined) k = g.add('rmsnorm', [k, p.kNorm], { eps: p.normEps! });
+  q = g.add('rope', [q, pos], rope);
+  k = g.add('rope', [k, pos], rope);
+  return linear(g, attendWithCache(g, q, k, v, pos, core), p.o, p.oBias);
+}
+
+/** down(silu(gate(h)) * up(h)) */
+export function swiglu(g: Graph, h: Sym, gate: Sym, up: Sym, down: Sym): Sym {
+  const a = g.add('silu', [g.add('matmul', [h, gate], NONE)], NONE);
+  return g.add('matmul', [g.add('mul', [a, g.add('matmul', [h, up], NONE)], NONE), down], NONE);
+}
+
+/** Final norm output -> logits for the last row (generation) or every row. */
+export function lmHead(g: Graph, x: Sym, head: Sym, T: number, logits: 'all' | 'last'): void {
+  if (logits === 'last' && T > 1) x = g.add('slice_rows', [x], { start: T - 1, count: 1 });
+  g.output('logits', g.add('matmul', [x, head], NONE));
+}

@@ -1,0 +1,90 @@
+// Qwen3: the Llama block plus per-head RMSNorm of q and k before RoPE (QK-norm), NeoX RoPE,
+// GQA with head_dim independent of hidden/heads, optional q/k/v biases (Qwen2-style).
+// `is_causal: false` turns it into the bidirectional encoder of pplx-embed.
+
+import { Graph } from '../graph/graph.js';
+import { configFields, requirePositiveInts } from './config.js';
+import { NONE, lmHead, paramLookup, ropeAttention, swiglu, tokenInputs } from './blocks.js';
+import { llamaInvFreq, llamaParams, ropeScalingFromHF, type BuildOptions, type LlamaConfig } from './llama.js';
+import { RistrettoError } from '../errors.js';
+
+export interface Qwen3Config extends Omit<LlamaConfig, 'model_type'> {
+  model_type: 'qwen3';
+  attention_bias: boolean;
+  /** false: bidirectional attention (encoder use, no causal mask). */
+  is_causal: boolean;
+}
+
+export function qwen3ConfigFromHF(c: Record<string, unknown>): Qwen3Config {
+  const { num, bool } = configFields(c, 'Qwen3');
+  const heads = num('num_attention_heads');
+  const cfg: Qwen3Config = {
+    model_type: 'qwen3',
+    vocab_size: num('vocab_size'),
+    hidden_size: num('hidden_size'),
+    intermediate_size: num('intermediate_size'),
+    num_hidden_layers: num('num_hidden_layers'),
+    num_attention_heads: heads,
+    num_key_value_heads: num('num_key_value_heads', heads),
+    head_dim: num('head_dim', 128), // HF Qwen3Config's default
+    rms_norm_eps: num('rms_norm_eps', 1e-6),
+    rope_theta: num('rope_theta', 10000),
+    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
+    max_position_embeddings: num('max_position_embeddings', 32768),
+    tie_word_embeddings: bool('tie_word_embeddings', false),
+    rope_style: 'neox',
+    attention_bias: bool('attention_bias', false),
+    is_causal: bool('is_causal', true) && !bool('use_bidirectional_attention', false),
+  };
+  validateQwen3Config(cfg);
+  return cfg;
+}
+
+export function validateQwen3Config(c: Qwen3Config): void {
+  requirePositiveInts(c, ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings'], 'qwen3');
+  if (c.num_attention_heads % c.num_key_value_heads !== 0) {
+    throw new RistrettoError('CONFIG', `qwen3 config: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
+  }
+}
+
+export function qwen3Params(c: Qwen3Config): Map<string, number[]> {
+  const p = llamaParams({ ...c, model_type: 'llama' });
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const A = `model.layers.${l}.self_attn`;
+    p.set(`${A}.q_norm.weight`, [c.head_dim]);
+    p.set(`${A}.k_norm.weight`, [c.head_dim]);
+    if (c.attention_bias) {
+      p.set(`${A}.q_proj.bias`, [c.num_attention_heads * c.head_dim]);
+      p.set(`${A}.k_proj.bias`, [c.num_key_value_heads * c.head_dim]);
+      p.set(`${A}.v_proj.bias`, [c.num_key_value_heads * c.head_dim]);
+    }
+  }
+  return p;
+}
+
+export function buildQwen3Graph(c: Qwen3Config, o: BuildOptions): Graph {
+  const g = new Graph();
+  const P = paramLookup(g, qwen3Params(c));
+  const { ids, pos } = tokenInputs(g, o.seqLen);
+  const rope = { headDim: c.head_dim, theta: c.rope_theta, style: c.rope_style, invFreq: llamaInvFreq({ ...c, model_type: 'llama' }) };
+  const attn = { nHeads: c.num_attention_heads, nKvHeads: c.num_key_value_heads, headDim: c.head_dim, causal: c.is_causal, scale: 1 / Math.sqrt(c.head_dim) };
+  const bias = (A: string, n: string) => (c.attention_bias ? P(`${A}.${n}_proj.bias`) : undefined);
+
+  let x = g.add('embedding', [P('model.embed_tokens.weight'), ids], NONE);
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const L = `model.layers.${l}`;
+    const A = `${L}.self_attn`;
+    const h = g.add('rmsnorm', [x, P(`${L}.input_layernorm.weight`)], { eps: c.rms_norm_eps });
+    const a = ropeAttention(g, h, pos, {
+      q: P(`${A}.q_proj.weight`), k: P(`${A}.k_proj.weight`), v: P(`${A}.v_proj.weight`), o: P(`${A}.o_proj.weight`),
+      qBias: bias(A, 'q'), kBias: bias(A, 'k'), vBias: bias(A, 'v'),
+      qNorm: P(`${A}.q_norm.weight`), kNorm: P(`${A}.k_norm.weight`), normEps: c.rms_norm_eps,
+    }, rope, { layer: l, attn, cacheLen: o.cacheLen });
+    x = g.add('add', [x, a], NONE);
+    const h2 = g.add('rmsnorm', [x, P(`${L}.post_attention_layernorm.weight`)], { eps: c.rms_norm_eps });
+    x = g.add('add', [x, swiglu(g, h2, P(`${L}.mlp.gate_proj.weight`), P(`${L}.mlp.up_proj.weight`), P(`${L}.mlp.down_proj.weight`))], NONE);
+  }
+  x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
+  lmHead(g, x, P(c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), o.seqLen, o.logits);
+  return g;
+}
