@@ -118,7 +118,7 @@ function typeFromId(t: number): GGUFValueType | null {
   return e && e[0] !== 'array' ? (e[0] as GGUFScalarType) : null;
 }
 
-/** u64/i64 as a number when exactly representable, else a bigint. */
+/** u64/i64 as a number when a safe integer (|v| < 2^53), else a bigint. */
 function int64Value(v: bigint): number | bigint {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
@@ -163,8 +163,9 @@ class MetaReader {
         const count = Number(n);
         const out: GGUFValue[] = new Array(count);
         let elemType: GGUFValueType = typeFromId(et) ?? { array: 'uint8' };
+        const fixed = et !== 8 && et !== 9; // per-index field names only where an element can fail on its own
         for (let i = 0; i < count; i++) {
-          const [v, vt] = this.value(et, `${where}[${i}]`, depth + 1);
+          const [v, vt] = this.value(et, fixed ? `${where} element` : `${where}[${i}]`, depth + 1);
           out[i] = v;
           if (i === 0) elemType = vt;
         }

@@ -62,3 +62,20 @@ export interface TensorSource {
   read(name: string): HostTensor;
   close(): void;
 }
+
+/** [rows, cols] -> [cols, rows] for element-wise dtypes (f32/f16/bf16); blocks cannot be transposed. */
+export function transpose2d(t: HostTensor): HostTensor {
+  if (t.shape.length !== 2) throw new RangeError(`transpose2d: tensor "${t.name}" is ${t.shape.length}-D`);
+  const { blockElems, blockBytes: es } = DTYPE_LAYOUT[t.dtype];
+  if (blockElems !== 1) throw new RangeError(`transpose2d: tensor "${t.name}" is block-quantized (${t.dtype})`);
+  const [R, C] = t.shape as [number, number];
+  const out = new Uint8Array(t.data.byteLength);
+  for (let r = 0; r < R; r++) {
+    for (let c = 0; c < C; c++) {
+      const src = (r * C + c) * es;
+      const dst = (c * R + r) * es;
+      for (let b = 0; b < es; b++) out[dst + b] = t.data[src + b]!;
+    }
+  }
+  return { name: t.name, dtype: t.dtype, shape: [C, R], data: out };
+}

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import { referenceBackend } from '../backends/reference/index.js';
 import { RistrettoError, throwIfAborted } from '../errors.js';
-import type { HostTensor } from '../formats/tensor.js';
+import { transpose2d, type HostTensor } from '../formats/tensor.js';
 import { planGGUF } from '../models/checkpoints/gguf.js';
 import { planHF } from '../models/checkpoints/hf.js';
 import { planLlama2c } from '../models/checkpoints/llama2c.js';
@@ -87,6 +87,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       if (t === undefined) {
         throwIfAborted(signal);
         t = plan.source.read(name);
+        if (plan.transposed.has(param)) t = transpose2d(t);
         byTensor.set(name, t);
         bytesLoaded += t.data.byteLength;
         parameters += shape.reduce((a, b) => a * b, 1);
@@ -104,8 +105,9 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       throw new RistrettoError('CONFIG', `${tok.path}: the tokenizer has ${tok.tokenizer.vocabSize} tokens but the model ${modelPath} only ${plan.config.vocab_size}; pass the model's own tokenizer with --tokenizer`);
     }
     const stop = new Set<number>(plan.eosIds.length > 0 ? plan.eosIds : tok.tokenizer.eosIds);
+    // llama2.c-style models separate documents with BOS and run.c stops when BOS is sampled;
+    // we do the same for every SentencePiece Llama (no real model samples BOS mid-text).
     const bos = plan.bosId ?? tok.tokenizer.bosId;
-    if (plan.format === 'llama2c' && bos !== null) stop.add(bos); // run.c stops when BOS is sampled
     if (plan.architecture === 'llama' && tok.tokenizer.kind === 'sentencepiece-bpe' && bos !== null) stop.add(bos);
 
     const weightBytes = bytesLoaded;

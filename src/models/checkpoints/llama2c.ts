@@ -45,5 +45,5 @@ export function planLlama2c(path: string): CheckpointPlan {
     t.set(`${M}.mlp.up_proj.weight`, `${S}.feed_forward.w3.weight`);
   }
   // run.c: BOS = 1, EOS = 2 (SentencePiece ids); generation stops when BOS is sampled.
-  return { format: 'llama2c', architecture: 'llama', config, source: src, tensorFor: t, bosId: 1, eosIds: [2] };
+  return { format: 'llama2c', architecture: 'llama', config, source: src, tensorFor: t, transposed: new Set(), bosId: 1, eosIds: [2] };
 }

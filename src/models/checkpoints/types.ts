@@ -14,6 +14,8 @@ export interface CheckpointPlan {
   source: TensorSource;
   /** model parameter name -> tensor name in `source` */
   tensorFor: Map<string, string>;
+  /** Parameters stored as [in, out] in the file (HF GPT-2's Conv1D), transposed to [out, in] at load. */
+  transposed: Set<string>;
   /** Special ids the checkpoint declares (null when it declares none). */
   bosId: number | null;
   eosIds: number[];
@@ -28,8 +30,9 @@ export function checkPlan(plan: CheckpointPlan, params: Map<string, number[]>): 
     if (info === undefined) {
       throw new RistrettoError('CONFIG', `${plan.source.path}: the ${plan.architecture} model needs tensor "${name ?? param}" (parameter ${param}), which the file lacks`);
     }
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new RistrettoError('CONFIG', `${plan.source.path}: tensor "${name}" has shape [${info.shape.join(', ')}], the config implies [${shape.join(', ')}]`);
+    const fileShape = plan.transposed.has(param) ? [...shape].reverse() : shape;
+    if (info.shape.length !== fileShape.length || info.shape.some((d, i) => d !== fileShape[i])) {
+      throw new RistrettoError('CONFIG', `${plan.source.path}: tensor "${name}" has shape [${info.shape.join(', ')}], the config implies [${fileShape.join(', ')}]`);
     }
   }
 }

@@ -1,0 +1,56 @@
+// HF-format checkpoints (Llama, Qwen3 with QK-norm + GQA + BF16, GPT-2 with Conv1D + tied head)
+// against reference/hf-models.json (an independent float32 PyTorch implementation).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel } from '../src/runtime/load-model.js';
+import { argmax } from '../src/runtime/sampler.js';
+import { modelsDir } from './helpers/models.js';
+
+const dir = modelsDir();
+const MODEL_DIRS: Record<string, string> = {
+  'qwen3-tiny-random': 'hf/qwen3-tiny-random',
+  'stories260K-hf': 'hf/stories260K-hf',
+  'tiny-gpt2': 'tiny-gpt2',
+};
+
+interface Case {
+  model: string; prompt: string; input_ids: number[]; max_new_tokens: number; generated_ids: number[];
+  prompt_logits?: number[][]; prompt_logits_first_row_first_16?: number[]; prompt_logits_last_row_first_16?: number[];
+}
+
+for (const name of Object.keys(MODEL_DIRS)) {
+  test(`${name}: tokenizer, greedy ids and prompt logits match the PyTorch reference`, async (t) => {
+    if (dir === null) return t.skip('shared/models not found: skipping reference/hf-models.json');
+    const cases: Case[] = JSON.parse(fs.readFileSync(path.join(dir, 'reference/hf-models.json'), 'utf8')).cases.filter((c: Case) => c.model === name);
+    assert.ok(cases.length > 0);
+    const model = await loadModel(path.join(dir, MODEL_DIRS[name]!));
+    const V = model.config.vocab_size;
+    let worst = 0;
+    for (const c of cases) {
+      assert.deepEqual(model.tokenizer.encode(c.prompt), c.input_ids, `${name} "${c.prompt}": input ids`);
+      // Greedy decode with the KV cache, step by step, for the reference's length.
+      const s = model.createSession();
+      let logits = s.forward(c.input_ids);
+      const got: number[] = [];
+      for (let i = 0; i < c.generated_ids.length; i++) {
+        const next = argmax(logits);
+        got.push(next);
+        if (i + 1 < c.generated_ids.length) logits = s.forward([next]);
+      }
+      assert.deepEqual(got, c.generated_ids, `${name} "${c.prompt}": greedy ids`);
+      // Prompt logits from a full (no-cache) pass.
+      const all = model.logits(c.input_ids);
+      const rows: [number, number[]][] = [];
+      c.prompt_logits?.forEach((r, i) => rows.push([i * V, r]));
+      if (c.prompt_logits_first_row_first_16) rows.push([0, c.prompt_logits_first_row_first_16]);
+      if (c.prompt_logits_last_row_first_16) rows.push([(c.input_ids.length - 1) * V, c.prompt_logits_last_row_first_16]);
+      for (const [off, want] of rows) want.forEach((w, v) => (worst = Math.max(worst, Math.abs(all[off + v]! - w))));
+    }
+    assert.ok(worst < 1e-4, `${name}: max |logit - reference| = ${worst}`);
+    model.dispose();
+  });
+}
+
