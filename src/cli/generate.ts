@@ -50,13 +50,25 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const steps = num(values, 'steps', { int: true, min: 1 });
   if (maxTokensFlag !== undefined && steps !== undefined) throw new InvalidArgumentError('--max-tokens and --steps exclude each other');
 
+  // Validate every flag before the (possibly slow) load.
+  const sampling = {
+    temperature: num(values, 'temperature', { min: 0 }),
+    topP: num(values, 'top-p', { min: 0, max: 1 }),
+    topK: num(values, 'top-k', { int: true, min: 0 }),
+    minP: num(values, 'min-p', { min: 0, max: 1 }),
+    repetitionPenalty: num(values, 'repeat-penalty', { min: 0 }),
+    seed: num(values, 'seed', { int: true, min: 1 }),
+    sampler: oneOf(values, 'sampler', ['default', 'llama2c'] as const, 'default'),
+  };
+  const contextLength = num(values, 'ctx', { int: true, min: 1 });
+  const modelPath = required(values, 'model', 'generate');
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
-  const model = await loadModel(required(values, 'model', 'generate'), {
+  const model = await loadModel(modelPath, {
     tokenizer: str(values, 'tokenizer'),
     onProgress: quiet ? undefined : progressReporter(),
     signal: controller.signal,
-    contextLength: num(values, 'ctx', { int: true, min: 1 }),
+    contextLength,
   });
   const prompt = str(values, 'prompt') ?? '';
   const promptIds = model.tokenizer.encode(prompt, { addSpecialTokens: true });
@@ -68,13 +80,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   }
   const result = await model.generate(promptIds, {
     maxTokens,
-    temperature: num(values, 'temperature', { min: 0 }),
-    topP: num(values, 'top-p', { min: 0, max: 1 }),
-    topK: num(values, 'top-k', { int: true, min: 0 }),
-    minP: num(values, 'min-p', { min: 0, max: 1 }),
-    repetitionPenalty: num(values, 'repeat-penalty', { min: 0 }),
-    seed: num(values, 'seed', { int: true, min: 1 }),
-    sampler: oneOf(values, 'sampler', ['default', 'llama2c'] as const, 'default'),
+    ...sampling,
     stop: values.stop,
     signal: controller.signal,
     onToken: output === 'text' ? (e) => e.text && process.stdout.write(e.text) : undefined,

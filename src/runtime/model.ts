@@ -56,6 +56,12 @@ export class Model {
     return this.createSession().forward(ids, 'all');
   }
 
+  /** The model's parameters by name (HF names), as loaded. */
+  parameters(): ReadonlyMap<string, HostTensor> {
+    this.assertLive();
+    return this.weights;
+  }
+
   /** Releases the weights; the model cannot be used afterwards. */
   dispose(): void {
     this.disposed = true;
