@@ -43,12 +43,18 @@ export function dense(shape: readonly number[], data: Float32Array | Int32Array)
   return { kind: 'dense', shape, data };
 }
 
+export interface RunOptions {
+  /** Keep every node's value in this array (indexed by node id) instead of dropping intermediates
+   *  after their last use: the trainer's backward pass reads them. */
+  retain?: (Value | undefined)[];
+}
+
 /**
  * Executes `graph` and returns its named outputs. Backends are tried in order for each node;
  * put the reference backend last so every op has a fallback.
  */
-export function runGraph(graph: Graph, backends: readonly Backend[], ctx: ExecContext): Map<string, Dense> {
-  const values: (Value | undefined)[] = new Array(graph.nodes.length);
+export function runGraph(graph: Graph, backends: readonly Backend[], ctx: ExecContext, options: RunOptions = {}): Map<string, Dense> {
+  const values: (Value | undefined)[] = options.retain ?? new Array(graph.nodes.length);
   const lastUse = new Int32Array(graph.nodes.length).fill(-1);
   for (const n of graph.nodes) for (const i of n.inputs) lastUse[i] = n.id;
   const outputIds = new Set(graph.outputs.values());
@@ -57,7 +63,7 @@ export function runGraph(graph: Graph, backends: readonly Backend[], ctx: ExecCo
     const kernel = pickKernel(node, inputs, backends);
     values[node.id] = kernel(node, inputs, ctx);
     // Drop intermediates once their last consumer ran, so peak memory stays near one layer.
-    for (const i of node.inputs) if (lastUse[i] === node.id && !outputIds.has(i)) values[i] = undefined;
+    if (options.retain === undefined) for (const i of node.inputs) if (lastUse[i] === node.id && !outputIds.has(i)) values[i] = undefined;
   }
   const out = new Map<string, Dense>();
   for (const [name, id] of graph.outputs) {

@@ -41,13 +41,16 @@ export interface OpAttrs {
   slice_rows: { start: number; count: number };
   /** cols [start, start + count) of x [T, D] (splitting a fused QKV projection) */
   slice_cols: { start: number; count: number };
+  /** logits [T, V], targets [T] i32 -> [1]: mean over rows with target >= 0 of -log softmax(logits)[target]
+   *  (natural log; rows with a negative target are ignored; 0 when every row is ignored). Training only. */
+  cross_entropy: Record<string, never>;
 }
 
 export type OpName = keyof OpAttrs;
 
 export const OP_NAMES: readonly OpName[] = [
   'input', 'param', 'state', 'embedding', 'matmul', 'add', 'mul', 'rmsnorm', 'layernorm', 'rope',
-  'attention', 'kv_write', 'silu', 'gelu_tanh', 'gelu_erf', 'slice_rows', 'slice_cols',
+  'attention', 'kv_write', 'silu', 'gelu_tanh', 'gelu_erf', 'slice_rows', 'slice_cols', 'cross_entropy',
 ];
 
 type Shape = readonly number[];
@@ -74,6 +77,7 @@ export function checkNode<K extends OpName>(
   const arity: Record<OpName, number> = {
     input: 0, param: 0, state: 0, embedding: 2, matmul: 2, add: 2, mul: 2, rmsnorm: 2, layernorm: 3,
     rope: 2, attention: 4, kv_write: 3, silu: 1, gelu_tanh: 1, gelu_erf: 1, slice_rows: 1, slice_cols: 1,
+    cross_entropy: 2,
   };
   if (shapes.length !== arity[op]) fail(op, `expected ${arity[op]} inputs, got ${shapes.length}`);
   const s = shapes;
@@ -163,6 +167,12 @@ export function checkNode<K extends OpName>(
       const shape = [...s[0]!];
       shape[axis] = a.count;
       return { shape, type: 'f32' };
+    }
+    case 'cross_entropy': {
+      want2d(op, 'logits', s[0]!);
+      if (s[1]!.length !== 1 || s[1]![0] !== s[0]![0]) fail(op, `targets must be [${s[0]![0]}], got [${s[1]!.join(', ')}]`);
+      wantType(op, 'targets', types[1]!, 'i32');
+      return { shape: [1], type: 'f32' };
     }
   }
   return fail(op, 'unknown op');

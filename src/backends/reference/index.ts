@@ -227,6 +227,28 @@ const kernels: KernelTable = {
     for (let t = 0; t < T; t++) o.set(x.subarray(t * C + start, t * C + start + count), t * count);
     return out;
   },
+
+  // Mean cross-entropy over rows whose target is >= 0 (log-sum-exp in double).
+  cross_entropy: (node, [lv, tv]) => {
+    const x = asF32(lv!);
+    const tgt = asI32(tv!);
+    const [T, V] = rowsCols(shapeOf(lv!));
+    let sum = 0;
+    let n = 0;
+    for (let t = 0; t < T; t++) {
+      const y = tgt[t]!;
+      if (y < 0) continue;
+      if (y >= V) throw new RangeError(`cross_entropy: target ${y} is outside the ${V} classes`);
+      const o = t * V;
+      let max = -Infinity;
+      for (let i = 0; i < V; i++) if (x[o + i]! > max) max = x[o + i]!;
+      let se = 0;
+      for (let i = 0; i < V; i++) se += Math.exp(x[o + i]! - max);
+      sum += max + Math.log(se) - x[o + y]!;
+      n++;
+    }
+    return dense(node.shape, Float32Array.of(n === 0 ? 0 : sum / n));
+  },
 };
 
 export const referenceBackend: Backend = { name: 'reference', kernels };
