@@ -77,3 +77,15 @@ export function lmHead(g: Graph, x: Sym, head: Sym, T: number, logits: 'all' | '
   if (logits === 'last' && T > 1) x = g.add('slice_rows', [x], { start: T - 1, count: 1 });
   g.output('logits', g.add('matmul', [x, head], NONE));
 }
+
+/** The Llama/Qwen3 feed-forward half of a block: x + down(silu(gate(h)) * up(h)), h = rmsnorm(x). */
+export function swigluResidual(g: Graph, x: Sym, P: (name: string) => Sym, layer: string, eps: number): Sym {
+  const h = g.add('rmsnorm', [x, P(`${layer}.post_attention_layernorm.weight`)], { eps });
+  return g.add('add', [x, swiglu(g, h, P(`${layer}.mlp.gate_proj.weight`), P(`${layer}.mlp.up_proj.weight`), P(`${layer}.mlp.down_proj.weight`))], NONE);
+}
+
+/** Final RMSNorm and the (possibly tied) head of Llama-style models. */
+export function rmsNormHead(g: Graph, x: Sym, P: (name: string) => Sym, c: { rms_norm_eps: number; tie_word_embeddings: boolean }, o: { seqLen: number; logits: 'all' | 'last' }): void {
+  x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
+  lmHead(g, x, P(c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), o.seqLen, o.logits);
+}

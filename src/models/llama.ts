@@ -5,7 +5,7 @@
 import { RistrettoError } from '../errors.js';
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
-import { NONE, lmHead, paramLookup, ropeAttention, swiglu, tokenInputs } from './blocks.js';
+import { NONE, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
 
 export interface Llama3RopeScaling {
   rope_type: 'llama3';
@@ -155,11 +155,8 @@ export function buildLlamaGraph(c: LlamaConfig, o: BuildOptions): Graph {
     const a = ropeAttention(g, h, pos, {
       q: P(`${A}.q_proj.weight`), k: P(`${A}.k_proj.weight`), v: P(`${A}.v_proj.weight`), o: P(`${A}.o_proj.weight`),
     }, rope, { layer: l, attn, cacheLen: o.cacheLen });
-    x = g.add('add', [x, a], NONE);
-    const h2 = g.add('rmsnorm', [x, P(`${L}.post_attention_layernorm.weight`)], { eps: c.rms_norm_eps });
-    x = g.add('add', [x, swiglu(g, h2, P(`${L}.mlp.gate_proj.weight`), P(`${L}.mlp.up_proj.weight`), P(`${L}.mlp.down_proj.weight`))], NONE);
+    x = swigluResidual(g, g.add('add', [x, a], NONE), P, L, c.rms_norm_eps);
   }
-  x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
-  lmHead(g, x, P(c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), o.seqLen, o.logits);
+  rmsNormHead(g, x, P, c, o);
   return g;
 }

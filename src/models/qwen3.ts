@@ -4,7 +4,7 @@
 
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
-import { NONE, lmHead, paramLookup, ropeAttention, swiglu, tokenInputs } from './blocks.js';
+import { NONE, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
 import { llamaInvFreq, llamaParams, ropeScalingFromHF, type BuildOptions, type LlamaConfig } from './llama.js';
 import { RistrettoError } from '../errors.js';
 
@@ -80,11 +80,8 @@ export function buildQwen3Graph(c: Qwen3Config, o: BuildOptions): Graph {
       qBias: bias(A, 'q'), kBias: bias(A, 'k'), vBias: bias(A, 'v'),
       qNorm: P(`${A}.q_norm.weight`), kNorm: P(`${A}.k_norm.weight`), normEps: c.rms_norm_eps,
     }, rope, { layer: l, attn, cacheLen: o.cacheLen });
-    x = g.add('add', [x, a], NONE);
-    const h2 = g.add('rmsnorm', [x, P(`${L}.post_attention_layernorm.weight`)], { eps: c.rms_norm_eps });
-    x = g.add('add', [x, swiglu(g, h2, P(`${L}.mlp.gate_proj.weight`), P(`${L}.mlp.up_proj.weight`), P(`${L}.mlp.down_proj.weight`))], NONE);
+    x = swigluResidual(g, g.add('add', [x, a], NONE), P, L, c.rms_norm_eps);
   }
-  x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
-  lmHead(g, x, P(c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), o.seqLen, o.logits);
+  rmsNormHead(g, x, P, c, o);
   return g;
 }

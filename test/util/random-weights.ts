@@ -1,17 +1,7 @@
 // Random f32 weights for tiny architecture tests (values do not matter, shapes do).
 
 import type { HostTensor } from '../../src/formats/tensor.js';
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/models.js';
 
 export function randomTensor(name: string, shape: number[], rand: () => number, scale = 1): HostTensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -26,7 +16,7 @@ export function randomTensor(name: string, shape: number[], rand: () => number, 
 }
 
 export function randomWeights(params: Map<string, number[]>, seed: number): Map<string, HostTensor> {
-  const rand = mulberry32(seed);
+  const rand = prng(seed);
   const out = new Map<string, HostTensor>();
   for (const [name, shape] of params) {
     // Embeddings get unit scale so activations are not tiny.
