@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { referenceBackend } from '../src/backends/reference/index.js';
-import { llamaParams, validateLlamaConfig, type LlamaConfig } from '../src/models/llama.js';
+import { llamaInvFreq, llamaParams, validateLlamaConfig, type LlamaConfig } from '../src/models/llama.js';
 import { InferenceSession } from '../src/runtime/session.js';
 import { ContextLengthError } from '../src/errors.js';
 import { maxAbsDiff, randomWeights } from './util/random-weights.js';
@@ -71,4 +71,28 @@ test('llama: a weight of the wrong shape is reported by name', () => {
   w.set('model.norm.weight', bad);
   const s = new InferenceSession(c, { get: (n: string) => w.get(n) }, [referenceBackend]);
   assert.throws(() => s.forward([1]), /model\.norm\.weight.*expected shape \[24\].*found \[25\]/);
+});
+
+test('Llama 3 rope scaling: short wavelengths kept, long ones divided by factor, the band between interpolated', () => {
+  const c = cfg({
+    head_dim: 128, num_attention_heads: 2, num_key_value_heads: 1, hidden_size: 256, rope_theta: 500000,
+    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  });
+  const plain = llamaInvFreq({ ...c, rope_scaling: null });
+  const scaled = llamaInvFreq(c);
+  let kept = 0, divided = 0, between = 0;
+  plain.forEach((f, i) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < 8192 / 4) {
+      assert.equal(scaled[i], f);
+      kept++;
+    } else if (wavelen > 8192 / 1) {
+      assert.ok(Math.abs(scaled[i]! - f / 8) < 1e-18);
+      divided++;
+    } else {
+      assert.ok(scaled[i]! < f && scaled[i]! > f / 8, `band entry ${i} lies between f/8 and f`);
+      between++;
+    }
+  });
+  assert.ok(kept > 0 && divided > 0 && between > 0, `${kept} kept, ${between} interpolated, ${divided} divided`);
 });

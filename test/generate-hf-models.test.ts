@@ -54,3 +54,18 @@ for (const name of Object.keys(MODEL_DIRS)) {
   });
 }
 
+
+test('llama-2-tiny-random.gguf (F16 weights, 32k vocab) loads and generates; decode equals recompute', async (t) => {
+  if (dir === null) return t.skip('shared/models not found: skipping llama-2-tiny-random.gguf');
+  const model = await loadModel(path.join(dir, 'gguf/llama-2-tiny-random.gguf'));
+  assert.equal(model.info.dtypes['f16'], 9);
+  const r = await model.generate('Hello world', { temperature: 0, maxTokens: 8 });
+  assert.deepEqual(r.promptIds, [1, 15043, 3186]); // Llama 2 SentencePiece ids (reference/tokenizer-cases.json)
+  assert.equal(r.generatedIds.length, 8);
+  // Greedy through the KV cache equals argmax of a full recompute at every step.
+  const ids = [...r.promptIds, ...r.generatedIds];
+  const all = model.logits(ids);
+  const V = model.config.vocab_size;
+  r.generatedIds.forEach((id, i) => assert.equal(argmax(all.subarray((r.promptIds.length - 1 + i) * V, (r.promptIds.length + i) * V)), id));
+  model.dispose();
+});

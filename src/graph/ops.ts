@@ -44,6 +44,12 @@ export interface OpAttrs {
   /** logits [T, V], targets [T] i32 -> [1]: mean over rows with target >= 0 of -log softmax(logits)[target]
    *  (natural log; rows with a negative target are ignored; 0 when every row is ignored). Training only. */
   cross_entropy: Record<string, never>;
+  /** Padded fixed-shape batches (encoders, embeddings): q [T, H*hd], k [S, KVH*hd], v [S, KVH*hd], mask [S] f32.
+   *  The rows are `batch` sequences of T/batch query rows and S/batch key rows each; a query attends only to the
+   *  keys of its own sequence, and mask[j] is added to every score of key j (0 keeps a key, -Infinity drops a pad
+   *  key). `causal`: query i of a sequence also sees only keys j <= i of it (block-relative; needs T = S).
+   *  A query that sees no key at all (an empty sequence) outputs zeros. GQA as in `attention`. */
+  attention_masked: { nHeads: number; nKvHeads: number; headDim: number; causal: boolean; scale: number; batch: number };
 }
 
 export type OpName = keyof OpAttrs;
@@ -51,6 +57,7 @@ export type OpName = keyof OpAttrs;
 export const OP_NAMES: readonly OpName[] = [
   'input', 'param', 'state', 'embedding', 'matmul', 'add', 'mul', 'rmsnorm', 'layernorm', 'rope',
   'attention', 'kv_write', 'silu', 'gelu_tanh', 'gelu_erf', 'slice_rows', 'slice_cols', 'cross_entropy',
+  'attention_masked',
 ];
 
 type Shape = readonly number[];
@@ -77,7 +84,7 @@ export function checkNode<K extends OpName>(
   const arity: Record<OpName, number> = {
     input: 0, param: 0, state: 0, embedding: 2, matmul: 2, add: 2, mul: 2, rmsnorm: 2, layernorm: 3,
     rope: 2, attention: 4, kv_write: 3, silu: 1, gelu_tanh: 1, gelu_erf: 1, slice_rows: 1, slice_cols: 1,
-    cross_entropy: 2,
+    cross_entropy: 2, attention_masked: 4,
   };
   if (shapes.length !== arity[op]) fail(op, `expected ${arity[op]} inputs, got ${shapes.length}`);
   const s = shapes;
@@ -143,6 +150,22 @@ export function checkNode<K extends OpName>(
       if (k[1] !== a.nKvHeads * a.headDim || v[1] !== k[1]) fail(op, `k/v width must be nKvHeads*headDim ${a.nKvHeads * a.headDim}`);
       if (k[0] !== v[0]) fail(op, `k and v disagree on length: ${k[0]} vs ${v[0]}`);
       if (p[0] !== q[0]) fail(op, `positions must have one entry per query row`);
+      return { shape: [...q], type: 'f32' };
+    }
+    case 'attention_masked': {
+      const a = attrs as OpAttrs['attention_masked'];
+      const [q, k, v, m] = [s[0]!, s[1]!, s[2]!, s[3]!];
+      want2d(op, 'q', q);
+      want2d(op, 'k', k);
+      want2d(op, 'v', v);
+      wantType(op, 'mask', types[3]!, 'f32');
+      if (a.nHeads % a.nKvHeads !== 0) fail(op, `nHeads ${a.nHeads} is not a multiple of nKvHeads ${a.nKvHeads}`);
+      if (q[1] !== a.nHeads * a.headDim) fail(op, `q width ${q[1]} != nHeads*headDim ${a.nHeads * a.headDim}`);
+      if (k[1] !== a.nKvHeads * a.headDim || v[1] !== k[1]) fail(op, `k/v width must be nKvHeads*headDim ${a.nKvHeads * a.headDim}`);
+      if (k[0] !== v[0]) fail(op, `k and v disagree on length: ${k[0]} vs ${v[0]}`);
+      if (m.length !== 1 || m[0] !== k[0]) fail(op, `mask must be [${k[0]}] (one entry per key row), got [${m.join(', ')}]`);
+      if (!Number.isInteger(a.batch) || a.batch < 1 || q[0]! % a.batch !== 0 || k[0]! % a.batch !== 0) fail(op, `batch ${a.batch} must divide the ${q[0]} query and ${k[0]} key rows`);
+      if (a.causal && q[0] !== k[0]) fail(op, `causal needs as many query rows as key rows (${q[0]} vs ${k[0]})`);
       return { shape: [...q], type: 'f32' };
     }
     case 'kv_write': {

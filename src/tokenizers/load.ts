@@ -8,6 +8,7 @@ import { openGGUF, type GGUFFile, type GGUFValue } from '../formats/gguf.js';
 import { readJsonFile } from '../formats/hf-config.js';
 import { ByteLevelBPETokenizer } from './byte-level-bpe.js';
 import { SentencePieceBPETokenizer } from './sentencepiece-bpe.js';
+import { WordPieceTokenizer } from './wordpiece.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export interface LoadedTokenizer {
@@ -21,8 +22,9 @@ export function tokenizerFromGGUF(metadata: Map<string, GGUFValue>, file: string
   const kind = metadata.get('tokenizer.ggml.model');
   if (kind === 'llama') return SentencePieceBPETokenizer.fromGGUFMetadata(metadata, file);
   if (kind === 'gpt2') return ByteLevelBPETokenizer.fromGGUFMetadata(metadata, file);
+  if (kind === 'bert') return WordPieceTokenizer.fromGGUFMetadata(metadata, file);
   if (kind === undefined) throw new RistrettoError('NOT_FOUND', `${file}: the GGUF file holds no tokenizer (no tokenizer.ggml.model); pass --tokenizer`);
-  throw new UnsupportedError(`${file}: tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (supported: llama, gpt2)`);
+  throw new UnsupportedError(`${file}: tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (supported: llama, gpt2, bert)`);
 }
 
 /** Builds a tokenizer from a parsed tokenizer.json (+ tokenizer_config.json). */
@@ -35,7 +37,8 @@ export function tokenizerFromJson(json: unknown, config: unknown, file: string):
       ? ByteLevelBPETokenizer.fromTokenizerJson(json, config, file)
       : SentencePieceBPETokenizer.fromTokenizerJson(json, config);
   }
-  throw new UnsupportedError(`${file}: tokenizer model type ${JSON.stringify(type)} is not supported yet (supported: BPE)`);
+  if (type === 'WordPiece') return WordPieceTokenizer.fromTokenizerJson(json, config, file);
+  throw new UnsupportedError(`${file}: tokenizer model type ${JSON.stringify(type)} is not supported yet (supported: BPE, WordPiece)`);
 }
 
 /** Loads a tokenizer from a file or folder given by the user. */

@@ -1,0 +1,73 @@
+// The matrix products the trainer needs, behind one small interface so a fast GEMM (WebAssembly,
+// threads, the ANE) can be slotted in without touching the backward rules. Every backward of
+// `matmul` is expressed with these three shapes of product:
+//   forward   Y[T,N]  = X[T,K] @ W[N,K]^T        (nt)
+//   backward dX[T,K] += dY[T,N] @ W[N,K]         (nn)
+//            dW[N,K] += dY[T,N]^T @ X[T,K]       (tn)
+// Arrays are row-major; float32 or float64 (the float64 path is used by finite-difference tests).
+
+export type Arr = Float32Array | Float64Array;
+
+export interface GemmKernels {
+  readonly name: string;
+  /** C[M,N] = A[M,K] @ B[N,K]^T (overwrites C). */
+  nt(M: number, N: number, K: number, A: Arr, B: Arr, C: Arr): void;
+  /** C[M,N] += A[M,K] @ B[K,N]. */
+  nn(M: number, N: number, K: number, A: Arr, B: Arr, C: Arr): void;
+  /** C[M,N] += A[K,M]^T @ B[K,N]. */
+  tn(M: number, N: number, K: number, A: Arr, B: Arr, C: Arr): void;
+}
+
+/** Plain TypeScript products with double-precision accumulation (the reference for faster kernels). */
+export const jsGemm: GemmKernels = {
+  name: 'js',
+  nt(M, N, K, A, B, C) {
+    for (let i = 0; i < M; i++) {
+      const ao = i * K;
+      for (let j = 0; j < N; j++) {
+        const bo = j * K;
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += A[ao + k]! * B[bo + k]!;
+        C[i * N + j] = acc;
+      }
+    }
+  },
+  nn(M, N, K, A, B, C) {
+    const acc = new Float64Array(N);
+    for (let i = 0; i < M; i++) {
+      acc.fill(0);
+      const ao = i * K;
+      for (let k = 0; k < K; k++) {
+        const a = A[ao + k]!;
+        if (a === 0) continue;
+        const bo = k * N;
+        for (let j = 0; j < N; j++) acc[j] += a * B[bo + j]!;
+      }
+      const co = i * N;
+      for (let j = 0; j < N; j++) C[co + j] += acc[j]!;
+    }
+  },
+  tn(M, N, K, A, B, C) {
+    const acc = new Float64Array(N);
+    for (let i = 0; i < M; i++) {
+      acc.fill(0);
+      for (let k = 0; k < K; k++) {
+        const a = A[k * M + i]!;
+        if (a === 0) continue;
+        const bo = k * N;
+        for (let j = 0; j < N; j++) acc[j] += a * B[bo + j]!;
+      }
+      const co = i * N;
+      for (let j = 0; j < N; j++) C[co + j] += acc[j]!;
+    }
+  },
+};
+
+/** A zeroed array of the same element type as `like`. */
+export function zerosLike(like: Arr, n: number): Arr {
+  return like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+}
+
+export function zeros(precision: 'f32' | 'f64', n: number): Arr {
+  return precision === 'f64' ? new Float64Array(n) : new Float32Array(n);
+}
