@@ -4,6 +4,7 @@
 import { RistrettoError } from '../errors.js';
 import { generateCommand, GENERATE_HELP } from './generate.js';
 import { inspectCommand, INSPECT_HELP } from './inspect.js';
+import { benchCommand, BENCH_HELP } from './bench.js';
 
 const HELP = `ristretto: run transformer models on the device
 
@@ -12,6 +13,7 @@ Usage: ristretto <command> [options]
 Commands:
   generate   generate text from a checkpoint (llama2.c .bin, GGUF, HF safetensors)
   inspect    show a checkpoint's format, architecture, config, tensors and dtypes
+  bench      time prompt processing and decode of a model
 
 Run 'ristretto <command> --help' for a command's options.
 `;
@@ -19,6 +21,7 @@ Run 'ristretto <command> --help' for a command's options.
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; help: string }> = {
   generate: { run: generateCommand, help: GENERATE_HELP },
   inspect: { run: inspectCommand, help: INSPECT_HELP },
+  bench: { run: benchCommand, help: BENCH_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -14,7 +14,7 @@
 
 import * as fs from 'node:fs';
 import { InvalidArgumentError, UnsupportedError } from '../errors.js';
-import { Cursor, FileReader, FileTensorSource, fail, writeAll, type TensorEntry } from './file-reader.js';
+import { Cursor, FileReader, FileTensorSource, decodeUtf8, fail, writeAll, type TensorEntry } from './file-reader.js';
 import type { HostTensor, TensorSource } from './tensor.js';
 
 export interface Llama2cConfig {
@@ -218,41 +218,53 @@ export function writeLlama2c(
 
 export interface Llama2cTokenizer {
   maxTokenLength: number;
+  /** The exact bytes of each piece. */
   pieces: Uint8Array[];
-  /** pieces decoded as UTF-8 (invalid bytes become U+FFFD; `pieces` holds the exact bytes). */
+  /** The pieces as strings (strict UTF-8: a piece that is not valid UTF-8 makes the file a FormatError). */
   vocab: string[];
   scores: Float32Array;
 }
 
+/** tokenizer.py writes max_token_length = the longest piece; anything beyond this is not a tokenizer file. */
+const MAX_TOKEN_LENGTH_LIMIT = 1 << 20;
+
 /**
- * Reads a llama2.c tokenizer.bin. With `vocabSize`, exactly that many tokens must be present and the file must end
- * there; without it, tokens are read until EOF. Each len must be 0..max_token_length (tokenizer.py writes
- * max_token_length = the longest piece, so a longer piece means a corrupt file).
+ * Reads a llama2.c tokenizer.bin (the one reader; the SentencePiece tokenizer builds on it). With `vocabSize` (from
+ * the model header), exactly that many tokens must be present and the file must end there; without it, tokens are
+ * read until EOF. Checks, each a FormatError naming the field: max_token_length in 1..2^20; each len in
+ * 0..max_token_length (tokenizer.py writes max_token_length = the longest piece, so a longer piece means a corrupt
+ * file); scores are numbers (NaN would break merge ordering); pieces are valid UTF-8 (SentencePiece pieces always
+ * are); at least one token.
  */
 export function readLlama2cTokenizer(path: string, vocabSize?: number): Llama2cTokenizer {
-  if (vocabSize !== undefined && (!Number.isSafeInteger(vocabSize) || vocabSize < 0)) {
-    throw new InvalidArgumentError(`readLlama2cTokenizer: vocabSize must be a non-negative integer, got ${vocabSize}`);
+  if (vocabSize !== undefined && (!Number.isSafeInteger(vocabSize) || vocabSize <= 0)) {
+    throw new InvalidArgumentError(`readLlama2cTokenizer: vocabSize must be a positive integer, got ${vocabSize}`);
   }
   const r = new FileReader(path);
   try {
     const maxLen = r.i32(0, 'max_token_length');
-    if (maxLen < 0) fail(path, 'max_token_length', 'a non-negative int32', String(maxLen));
+    if (maxLen <= 0 || maxLen > MAX_TOKEN_LENGTH_LIMIT) fail(path, 'max_token_length', `an integer in 1..${MAX_TOKEN_LENGTH_LIMIT}`, String(maxLen));
     // Each token takes at least 8 bytes: bound the count before allocating.
     const maxTokens = Math.floor((r.size - 4) / 8);
     if (vocabSize !== undefined && vocabSize > maxTokens) fail(path, 'token count', `${vocabSize} tokens (at least ${vocabSize * 8 + 4} bytes)`, `file size ${r.size}`);
     const c = new Cursor(r, 4);
     const pieces: Uint8Array[] = [];
+    const vocab: string[] = [];
     const scores: number[] = [];
     while (vocabSize !== undefined ? pieces.length < vocabSize : c.remaining > 0) {
       const i = pieces.length;
-      scores.push(c.f32(`token ${i} score`));
+      const score = c.f32(`token ${i} score`);
+      if (Number.isNaN(score)) fail(path, `token ${i} score`, 'a number', 'NaN');
+      scores.push(score);
       const len = c.i32(`token ${i} len`);
       if (len < 0 || len > maxLen) fail(path, `token ${i} len`, `0..${maxLen} (max_token_length)`, String(len));
-      pieces.push(c.bytes(len, `token ${i} bytes`));
+      const bytes = c.bytes(len, `token ${i} bytes`);
+      pieces.push(bytes);
+      vocab.push(decodeUtf8(bytes, path, `token ${i} bytes`));
     }
     if (c.remaining !== 0) fail(path, 'end of file', `end after ${vocabSize} tokens at offset ${c.pos}`, `${c.remaining} more bytes`);
-    const dec = new TextDecoder('utf-8');
-    return { maxTokenLength: maxLen, pieces, vocab: pieces.map((p) => dec.decode(p)), scores: Float32Array.from(scores) };
+    if (pieces.length === 0) fail(path, 'tokens', 'at least one token', 'none');
+    return { maxTokenLength: maxLen, pieces, vocab, scores: Float32Array.from(scores) };
   } finally {
     r.close();
   }

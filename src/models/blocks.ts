@@ -3,6 +3,7 @@
 
 import type { Graph, Sym } from '../graph/graph.js';
 import type { OpAttrs } from '../graph/ops.js';
+import type { BuildOptions } from './llama.js';
 
 export const NONE = {} as Record<string, never>;
 
@@ -33,10 +34,27 @@ export interface AttentionCore {
   attn: OpAttrs['attention'];
   /** KV-cache rows, or null to attend within the call only. */
   cacheLen: number | null;
+  /** Padded fixed-shape batches (no cache): attend with `attention_masked` under this key mask. */
+  keyMask?: KeyMask;
 }
+
+/** The `key_mask` input of a padded batch ([rows] f32: 0 for real tokens, -Infinity for padding). */
+export interface KeyMask {
+  mask: Sym;
+  batch: number;
+}
+
+/** Adds the `key_mask` input when the build asks for padded batches (`o.padded`). */
+export function keyMaskInput(g: Graph, o: BuildOptions): KeyMask | undefined {
+  if (o.padded === undefined) return undefined;
+  if (o.cacheLen !== null) throw new Error('padded batches attend within the call only (cacheLen must be null)');
+  return { mask: g.add('input', [], { name: 'key_mask', shape: [o.seqLen], type: 'f32' }, 'key_mask'), batch: o.padded.batch };
+}
+
 
 /** Writes k/v to the layer's cache (when there is one) and attends. */
 export function attendWithCache(g: Graph, q: Sym, k: Sym, v: Sym, pos: Sym, o: AttentionCore): Sym {
+  if (o.keyMask !== undefined) return g.add('attention_masked', [q, k, v, o.keyMask.mask], { ...o.attn, batch: o.keyMask.batch });
   if (o.cacheLen !== null) {
     const shape = [o.cacheLen, o.attn.nKvHeads * o.attn.headDim];
     const kc = g.add('state', [], { name: `cache.k.${o.layer}`, shape }, `cache.k.${o.layer}`);
@@ -84,8 +102,10 @@ export function swigluResidual(g: Graph, x: Sym, P: (name: string) => Sym, layer
   return g.add('add', [x, swiglu(g, h, P(`${layer}.mlp.gate_proj.weight`), P(`${layer}.mlp.up_proj.weight`), P(`${layer}.mlp.down_proj.weight`))], NONE);
 }
 
-/** Final RMSNorm and the (possibly tied) head of Llama-style models. */
-export function rmsNormHead(g: Graph, x: Sym, P: (name: string) => Sym, c: { rms_norm_eps: number; tie_word_embeddings: boolean }, o: { seqLen: number; logits: 'all' | 'last' }): void {
+/** Final RMSNorm and the (possibly tied) head of Llama-style models; with `output: 'hidden'` the normed
+ *  hidden state is the output `hidden` and no head is read (encoders). */
+export function rmsNormHead(g: Graph, x: Sym, P: (name: string) => Sym, c: { rms_norm_eps: number; tie_word_embeddings: boolean }, o: { seqLen: number; logits: 'all' | 'last'; output?: 'logits' | 'hidden' }): void {
   x = g.add('rmsnorm', [x, P('model.norm.weight')], { eps: c.rms_norm_eps });
+  if (o.output === 'hidden') return g.output('hidden', x);
   lmHead(g, x, P(c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), o.seqLen, o.logits);
 }

@@ -5,7 +5,7 @@
 import { RistrettoError } from '../errors.js';
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
-import { NONE, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
+import { NONE, keyMaskInput, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
 
 export interface Llama3RopeScaling {
   rope_type: 'llama3';
@@ -109,6 +109,13 @@ export interface BuildOptions {
   cacheLen: number | null;
   /** Return logits for every row, or only the last (generation). */
   logits: 'all' | 'last';
+  /** What the graph returns: `logits` (default), or the final hidden state as output `hidden` [T, D] (encoders,
+   *  embeddings; no LM head is read). */
+  output?: 'logits' | 'hidden';
+  /** Padded fixed-shape batches (encoders, with cacheLen null): the seqLen rows are `batch` sequences of
+   *  seqLen/batch rows each, an input `key_mask` [seqLen] f32 (0 real, -Infinity padding) masks padding keys,
+   *  and attention is `attention_masked`. */
+  padded?: { batch: number };
 }
 
 /** The parameter names and shapes a Llama checkpoint must provide. */
@@ -144,6 +151,7 @@ export function buildLlamaGraph(c: LlamaConfig, o: BuildOptions): Graph {
   const g = new Graph();
   const P = paramLookup(g, llamaParams(c));
   const { ids, pos } = tokenInputs(g, o.seqLen);
+  const keyMask = keyMaskInput(g, o);
   const rope = { headDim: c.head_dim, theta: c.rope_theta, style: c.rope_style, invFreq: llamaInvFreq(c) };
   const attn = { nHeads: c.num_attention_heads, nKvHeads: c.num_key_value_heads, headDim: c.head_dim, causal: true, scale: 1 / Math.sqrt(c.head_dim) };
 
@@ -154,7 +162,7 @@ export function buildLlamaGraph(c: LlamaConfig, o: BuildOptions): Graph {
     const h = g.add('rmsnorm', [x, P(`${L}.input_layernorm.weight`)], { eps: c.rms_norm_eps });
     const a = ropeAttention(g, h, pos, {
       q: P(`${A}.q_proj.weight`), k: P(`${A}.k_proj.weight`), v: P(`${A}.v_proj.weight`), o: P(`${A}.o_proj.weight`),
-    }, rope, { layer: l, attn, cacheLen: o.cacheLen });
+    }, rope, { layer: l, attn, cacheLen: o.cacheLen, keyMask });
     x = swigluResidual(g, g.add('add', [x, a], NONE), P, L, c.rms_norm_eps);
   }
   rmsNormHead(g, x, P, c, o);

@@ -4,7 +4,7 @@
 
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
-import { NONE, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
+import { NONE, keyMaskInput, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
 import { llamaInvFreq, llamaParams, ropeScalingFromHF, type BuildOptions, type LlamaConfig } from './llama.js';
 import { RistrettoError } from '../errors.js';
 
@@ -66,6 +66,7 @@ export function buildQwen3Graph(c: Qwen3Config, o: BuildOptions): Graph {
   const g = new Graph();
   const P = paramLookup(g, qwen3Params(c));
   const { ids, pos } = tokenInputs(g, o.seqLen);
+  const keyMask = keyMaskInput(g, o);
   const rope = { headDim: c.head_dim, theta: c.rope_theta, style: c.rope_style, invFreq: llamaInvFreq({ ...c, model_type: 'llama' }) };
   const attn = { nHeads: c.num_attention_heads, nKvHeads: c.num_key_value_heads, headDim: c.head_dim, causal: c.is_causal, scale: 1 / Math.sqrt(c.head_dim) };
   const bias = (A: string, n: string) => (c.attention_bias ? P(`${A}.${n}_proj.bias`) : undefined);
@@ -79,7 +80,7 @@ export function buildQwen3Graph(c: Qwen3Config, o: BuildOptions): Graph {
       q: P(`${A}.q_proj.weight`), k: P(`${A}.k_proj.weight`), v: P(`${A}.v_proj.weight`), o: P(`${A}.o_proj.weight`),
       qBias: bias(A, 'q'), kBias: bias(A, 'k'), vBias: bias(A, 'v'),
       qNorm: P(`${A}.q_norm.weight`), kNorm: P(`${A}.k_norm.weight`), normEps: c.rms_norm_eps,
-    }, rope, { layer: l, attn, cacheLen: o.cacheLen });
+    }, rope, { layer: l, attn, cacheLen: o.cacheLen, keyMask });
     x = swigluResidual(g, g.add('add', [x, a], NONE), P, L, c.rms_norm_eps);
   }
   rmsNormHead(g, x, P, c, o);

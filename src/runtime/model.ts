@@ -56,6 +56,11 @@ export class Model {
     return this.createSession().forward(ids, 'all');
   }
 
+  /** Names of the backends that execute this model, fastest first (the reference is last). */
+  get backendNames(): string[] {
+    return this.backends.map((b) => b.name);
+  }
+
   /** The model's parameters by name (HF names), as loaded. */
   parameters(): ReadonlyMap<string, HostTensor> {
     this.assertLive();

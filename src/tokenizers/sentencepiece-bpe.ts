@@ -15,11 +15,12 @@
 // change the result, since no pair across such a character can ever merge and pairs in different pieces never
 // interact; it only keeps the working set small.
 
-import * as fs from 'node:fs';
 import { FormatError, InvalidArgumentError, UnsupportedError } from '../errors.js';
+import { readLlama2cTokenizer, type Llama2cTokenizer } from '../formats/llama2c.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
+import { AddedTokenMatcher, type AddedToken } from './added-tokens.js';
+import { compileRegex, splitText, type SplitBehavior } from './pretokenize.js';
 import { decodeWithTokenBytes } from './stream-decoder.js';
-import { parseLlama2cTokenizer, readLlama2cTokenizer, type Llama2cTokenizerData } from './llama2c-tokenizer.js';
 import { sentencePieceConfigFromTokenizerJson } from './tokenizer-json.js';
 
 /** GGUF `tokenizer.ggml.token_type` values (llama.cpp `llama_token_type`). */
@@ -36,17 +37,6 @@ export const TokenType = {
 /** GGUF metadata value (mirrors `src/formats/gguf.ts`; arrays are plain JS arrays). */
 export type GGUFMetadataValue = number | bigint | boolean | string | GGUFMetadataValue[];
 
-/** A token matched in raw text before normalization (HF added_tokens / GGUF control + user-defined tokens). */
-export interface AddedTokenSpec {
-  id: number;
-  content: string;
-  /** Special tokens are matched only with `parseSpecial`; non-special added tokens are always matched. */
-  special: boolean;
-  lstrip?: boolean;
-  rstrip?: boolean;
-  singleWord?: boolean;
-}
-
 /** One normalizer step, applied in order to every non-empty piece of text between added tokens. */
 export type NormalizerStep = { type: 'prepend'; prepend: string } | { type: 'replace'; from: string; to: string };
 
@@ -56,6 +46,17 @@ export interface MetaspaceSpec {
   prependScheme: 'always' | 'first' | 'never';
   split: boolean;
 }
+
+/** HF Split pre-tokenizer (Gemma 3: String " ", MergedWithPrevious). `regex`: `pattern` is an Oniguruma regex. */
+export interface SplitSpec {
+  pattern: string;
+  regex: boolean;
+  behavior: SplitBehavior;
+  invert: boolean;
+}
+
+/** One pre-tokenizer step, applied in order to the normalized text (HF pre_tokenizer, or a Sequence of them). */
+export type PreTokenizerSpec = ({ type: 'metaspace' } & MetaspaceSpec) | ({ type: 'split' } & SplitSpec);
 
 /** The plain description every constructor builds. */
 export interface SentencePieceBPEConfig {
@@ -87,13 +88,18 @@ export interface SentencePieceBPEConfig {
   byteFallbackStage?: 'before-merges' | 'after-merges';
   /** Score mode: only concatenations with score > this merge (run.c starts best_score at -1e10). */
   minMergeScore?: number;
-  /** Tokens matched in text before normalization. Default: from tokenTypes (control/unknown special, user-defined always). */
-  addedTokens?: readonly AddedTokenSpec[];
+  /**
+   * Added tokens, matched in the text with HF `tokenizers` semantics (added-tokens.ts: leftmost-longest,
+   * lstrip/rstrip/single_word, `normalized` ones matched after normalization; special ones only with parseSpecial).
+   * Default: from tokenTypes (control/unknown special, user-defined always), matched in the raw text.
+   */
+  addedTokens?: readonly AddedToken[];
   /** Ids that count as special (skipped by decode). Default: control + unknown tokens, bos, eos, unk, special added tokens. */
   specialIds?: readonly number[];
   /** Normalizer steps; default (addSpacePrefix ? prepend "▁" : nothing) then replace " " -> "▁". */
   normalizer?: readonly NormalizerStep[];
-  metaspace?: MetaspaceSpec;
+  /** Pre-tokenizer steps on the normalized text (default none: the whole text between added tokens is one word). */
+  preTokenizers?: readonly PreTokenizerSpec[];
   /** HF fuse_unk: consecutive unknown characters become one unk token. */
   fuseUnk?: boolean;
   /** HF ignore_merges: a whole word present in the vocabulary is emitted as is. */
@@ -121,11 +127,6 @@ function cpUtf8(cp: number, out: number[]): void {
   else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 63));
   else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
   else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
-}
-
-interface TrieNode {
-  next: Map<number, TrieNode>;
-  token: AddedTokenSpec | null;
 }
 
 /** Growable working arrays for one BPE run (reused between calls). */
@@ -264,7 +265,8 @@ export class SentencePieceBPETokenizer implements Tokenizer {
   private readonly special: Uint8Array;
   private readonly afterStage: boolean;
   private readonly normalizer: readonly NormalizerStep[];
-  private readonly metaspace: MetaspaceSpec | null;
+  private readonly preTokenizers: readonly PreTokenizerSpec[];
+  private readonly splitPatterns: (RegExp | string)[];
   private readonly prefixIds: readonly number[];
   private readonly suffixIds: readonly number[];
   private readonly stripSpaces: number;
@@ -272,8 +274,7 @@ export class SentencePieceBPETokenizer implements Tokenizer {
   private readonly fuseUnk: boolean;
   private readonly ignoreMerges: boolean;
   private readonly byteFallback: boolean;
-  private readonly addedAlways: TrieNode | null;
-  private readonly addedAll: TrieNode | null;
+  private readonly added: AddedTokenMatcher;
   /** Per code point (BMP + lazily for astral): 1 = can take part in a merge, 0 = isolating. */
   private readonly mergeableChars = new Set<number>();
   private readonly mergeableUnknown: boolean;
@@ -349,22 +350,22 @@ export class SentencePieceBPETokenizer implements Tokenizer {
       for (const a of config.addedTokens ?? []) if (a.special) this.special[checkId('added token', a.id)!] = 1;
     }
 
-    // Added tokens (matched in raw text).
-    let added: readonly AddedTokenSpec[];
-    if (config.addedTokens !== undefined) added = config.addedTokens;
-    else {
-      const list: AddedTokenSpec[] = [];
+    // Added tokens.
+    let added: readonly AddedToken[];
+    if (config.addedTokens !== undefined) {
+      for (const a of config.addedTokens) checkId('added token', a.id);
+      added = config.addedTokens;
+    } else {
+      const list: AddedToken[] = [];
       for (let i = 0; i < V; i++) {
         const ty = types?.[i];
         const isSpecial = ty === undefined ? this.special[i] === 1 : ty === TokenType.CONTROL || ty === TokenType.UNKNOWN;
-        if (isSpecial || ty === TokenType.USER_DEFINED) {
-          if (config.tokens[i]!.length > 0) list.push({ id: i, content: config.tokens[i]!, special: isSpecial });
+        if ((isSpecial || ty === TokenType.USER_DEFINED) && config.tokens[i]!.length > 0) {
+          list.push({ id: i, content: config.tokens[i]!, special: isSpecial, singleWord: false, lstrip: false, rstrip: false, normalized: false });
         }
       }
       added = list;
     }
-    this.addedAll = this.buildTrie(added, true);
-    this.addedAlways = this.buildTrie(added, false);
 
     // Merge tables.
     this.minMergeScore = config.minMergeScore ?? -Infinity;
@@ -429,12 +430,15 @@ export class SentencePieceBPETokenizer implements Tokenizer {
       this.mergeableUnknown = unk;
     }
 
+    this.preTokenizers = config.preTokenizers ?? [];
+    this.splitPatterns = this.preTokenizers.map((p) => (p.type === 'split' ? (p.regex ? compileRegex(p.pattern) : p.pattern) : ''));
     this.normalizer =
       config.normalizer ??
-      (config.metaspace !== undefined
+      (this.preTokenizers.some((p) => p.type === 'metaspace')
         ? []
         : [...(config.addSpacePrefix ? [{ type: 'prepend', prepend: ' ' } as const] : []), { type: 'replace', from: ' ', to: this.spaceSymbol } as const]);
-    this.metaspace = config.metaspace ?? null;
+    const steps = this.normalizer;
+    this.added = new AddedTokenMatcher(added, steps.length === 0 ? null : (text) => normalizeText(text, steps));
     this.prefixIds = (config.prefixIds ?? (config.addBos && this.bosId !== null ? [this.bosId] : [])).map((id) => checkId('prefix id', id)!);
     this.suffixIds = (config.suffixIds ?? (config.addEos && this.eosId !== null ? [this.eosId] : [])).map((id) => checkId('suffix id', id)!);
     this.stripSpaces = config.decodeStripLeadingSpaces ?? (config.addSpacePrefix ? 1 : 0);
@@ -550,21 +554,15 @@ export class SentencePieceBPETokenizer implements Tokenizer {
   }
 
   encode(text: string, options?: EncodeOptions): number[] {
+    if (typeof text !== 'string') throw new InvalidArgumentError(`encode: text must be a string, got ${typeof text}`);
     const addSpecial = options?.addSpecialTokens ?? true;
-    const parseSpecial = options?.parseSpecial ?? false;
     const out: number[] = [];
     if (addSpecial) out.push(...this.prefixIds);
-    const trie = parseSpecial ? this.addedAll : this.addedAlways;
-    if (trie === null) {
-      if (text.length > 0) this.encodeSegment(text, true, out);
-    } else {
-      let pos = 0;
-      for (const m of this.findAdded(text, trie)) {
-        if (m.start > pos) this.encodeSegment(text.slice(pos, m.start), pos === 0, out);
-        out.push(m.id);
-        pos = m.end;
-      }
-      if (pos < text.length) this.encodeSegment(text.slice(pos), pos === 0, out);
+    const segs = this.added.split(text, { parseSpecial: options?.parseSpecial ?? false });
+    for (let k = 0; k < segs.length; k++) {
+      const seg = segs[k]!;
+      if (seg.kind === 'token') out.push(seg.id);
+      else this.encodeNormalized(seg.text, k === 0, out);
     }
     if (addSpecial) out.push(...this.suffixIds);
     return out;
@@ -572,99 +570,41 @@ export class SentencePieceBPETokenizer implements Tokenizer {
 
   // ------------------------------------------------------------------ internals
 
-  private buildTrie(added: readonly AddedTokenSpec[], includeSpecial: boolean): TrieNode | null {
-    let root: TrieNode | null = null;
-    for (const a of added) {
-      if (a.special && !includeSpecial) continue;
-      if (a.content.length === 0) continue;
-      root ??= { next: new Map(), token: null };
-      let node = root;
-      for (let i = 0; i < a.content.length; i++) {
-        const c = a.content.charCodeAt(i);
-        let n = node.next.get(c);
-        if (n === undefined) {
-          n = { next: new Map(), token: null };
-          node.next.set(c, n);
+  /**
+   * Pre-tokenizes one normalized piece of text between added tokens and runs BPE on each pre-token. `atStart`: the
+   * piece starts at offset 0 of the input (Metaspace prepend_scheme "first").
+   */
+  private encodeNormalized(text: string, atStart: boolean, out: number[]): void {
+    if (text.length === 0) return;
+    if (this.preTokenizers.length === 0) {
+      this.encodeWord(text, out);
+      return;
+    }
+    let pieces = [text];
+    this.preTokenizers.forEach((p, k) => {
+      const next: string[] = [];
+      pieces.forEach((piece, j) => {
+        if (p.type === 'split') {
+          for (const x of splitText(piece, this.splitPatterns[k]!, p.behavior, p.invert)) next.push(x);
+          return;
         }
-        node = n;
-      }
-      if (node.token === null) node.token = a;
-    }
-    return root;
-  }
-
-  /** Leftmost-longest matches of added tokens; lstrip/rstrip extend a match over adjacent whitespace. */
-  private findAdded(text: string, root: TrieNode): { start: number; end: number; id: number }[] {
-    const res: { start: number; end: number; id: number }[] = [];
-    let i = 0;
-    let floor = 0;
-    while (i < text.length) {
-      let node: TrieNode | undefined = root.next.get(text.charCodeAt(i));
-      if (node === undefined) {
-        i++;
-        continue;
-      }
-      let best: AddedTokenSpec | null = null;
-      let bestEnd = -1;
-      let j = i + 1;
-      for (;;) {
-        if (node.token !== null) {
-          best = node.token;
-          bestEnd = j;
+        let s = piece.replaceAll(' ', p.replacement);
+        if ((p.prependScheme === 'always' || (p.prependScheme === 'first' && atStart && j === 0)) && !s.startsWith(p.replacement)) s = p.replacement + s;
+        if (!p.split) {
+          next.push(s);
+          return;
         }
-        if (j >= text.length) break;
-        node = node.next.get(text.charCodeAt(j));
-        if (node === undefined) break;
-        j++;
-      }
-      if (best === null || (best.singleWord && !this.isWordBoundary(text, i, bestEnd))) {
-        i++;
-        continue;
-      }
-      let s = i;
-      let e = bestEnd;
-      if (best.lstrip) while (s > floor && /\s/.test(text[s - 1]!)) s--;
-      if (best.rstrip) while (e < text.length && /\s/.test(text[e]!)) e++;
-      res.push({ start: s, end: e, id: best.id });
-      i = e;
-      floor = e;
-    }
-    return res;
-  }
-
-  private isWordBoundary(text: string, s: number, e: number): boolean {
-    const w = /[\p{L}\p{N}_]/u;
-    return (s === 0 || !w.test(text[s - 1]!)) && (e >= text.length || !w.test(text[e]!));
-  }
-
-  /** Normalizes one piece of text between added tokens and runs BPE on it. */
-  private encodeSegment(seg: string, atStart: boolean, out: number[]): void {
-    let s = seg;
-    if (s.length === 0) return;
-    for (const step of this.normalizer) {
-      if (step.type === 'prepend') {
-        if (s.length > 0) s = step.prepend + s;
-      } else s = s.replaceAll(step.from, step.to);
-    }
-    const ms = this.metaspace;
-    if (ms !== null) {
-      s = s.replaceAll(' ', ms.replacement);
-      if ((ms.prependScheme === 'always' || (ms.prependScheme === 'first' && atStart)) && !s.startsWith(ms.replacement)) s = ms.replacement + s;
-      if (ms.split) {
         // Split before every replacement character (HF MergedWithNext).
         let from = 0;
-        const r = ms.replacement;
-        let k = s.indexOf(r, 1);
-        while (k > 0) {
-          if (k > from) this.encodeWord(s.slice(from, k), out);
-          from = k;
-          k = s.indexOf(r, k + r.length);
+        for (let i = s.indexOf(p.replacement, 1); i > 0; i = s.indexOf(p.replacement, i + p.replacement.length)) {
+          if (i > from) next.push(s.slice(from, i));
+          from = i;
         }
-        this.encodeWord(s.slice(from), out);
-        return;
-      }
-    }
-    this.encodeWord(s, out);
+        next.push(s.slice(from));
+      });
+      pieces = next;
+    });
+    for (const piece of pieces) this.encodeWord(piece, out);
   }
 
   /** Whether the symbol for code point `cp` could ever take part in a merge (else it isolates its neighbours). */

@@ -193,6 +193,61 @@ const kernels: KernelTable = {
     return out;
   },
 
+  // Fixed-shape padded batches: `batch` independent sequences; keys whose mask is -Infinity are skipped
+  // outright, so a sequence's result does not depend on its padding (bit for bit).
+  attention_masked: (node, [qv, kv, vv, mv]) => {
+    const { nHeads, nKvHeads, headDim: hd, causal, scale, batch } = node.attrs;
+    const q = asF32(qv!);
+    const k = asF32(kv!);
+    const v = asF32(vv!);
+    const mask = asF32(mv!);
+    const Tb = shapeOf(qv!)[0]! / batch;
+    const Sb = shapeOf(kv!)[0]! / batch;
+    const qW = nHeads * hd;
+    const kW = nKvHeads * hd;
+    const group = nHeads / nKvHeads;
+    const out = denseF32(node.shape);
+    const o = out.data as Float32Array;
+    const scores = new Float64Array(Sb);
+    const acc = new Float64Array(hd);
+    for (let b = 0; b < batch; b++) {
+      const k0 = b * Sb;
+      for (let ti = 0; ti < Tb; ti++) {
+        const t = b * Tb + ti;
+        const nKeys = causal ? ti + 1 : Sb;
+        for (let h = 0; h < nHeads; h++) {
+          const qo = t * qW + h * hd;
+          const ko = Math.floor(h / group) * hd;
+          let max = -Infinity;
+          for (let j = 0; j < nKeys; j++) {
+            const m = mask[k0 + j]!;
+            if (m === -Infinity) {
+              scores[j] = -Infinity;
+              continue;
+            }
+            const kr = (k0 + j) * kW + ko;
+            let dot = 0;
+            for (let i = 0; i < hd; i++) dot += q[qo + i]! * k[kr + i]!;
+            scores[j] = dot * scale + m;
+            if (scores[j]! > max) max = scores[j]!;
+          }
+          if (max === -Infinity) continue; // no visible key: zeros
+          let sum = 0;
+          acc.fill(0);
+          for (let j = 0; j < nKeys; j++) {
+            if (scores[j] === -Infinity) continue;
+            const p = Math.exp(scores[j]! - max);
+            sum += p;
+            const vr = (k0 + j) * kW + ko;
+            for (let i = 0; i < hd; i++) acc[i] += p * v[vr + i]!;
+          }
+          for (let i = 0; i < hd; i++) o[qo + i] = acc[i]! / sum;
+        }
+      }
+    }
+    return out;
+  },
+
   kv_write: (_node, [cv, xv, pv]) => {
     const cache = cv as Dense;
     const c = cache.data as Float32Array;

@@ -1,0 +1,119 @@
+// Model benchmark: prompt processing (ppN) and decode (tgN) tokens/s, load time, peak RSS,
+// and the decode roofline (weight bytes read per token / measured memory bandwidth).
+
+import { archInfo } from '../models/index.js';
+import { loadModel, type LoadOptions } from './load-model.js';
+import { argmax } from './sampler.js';
+
+export interface BenchOptions extends Pick<LoadOptions, 'backends' | 'tokenizer'> {
+  /** Prompt lengths to time (default [128, 512], capped by the context). */
+  promptLengths?: number[];
+  /** Tokens to decode (default 128). */
+  decodeTokens?: number;
+  /** Repetitions; the best is reported (default 1). */
+  repeat?: number;
+  threads?: number;
+  onStage?: (stage: string) => void;
+}
+
+export interface BenchResult {
+  model: string;
+  backend: string;
+  threads: number;
+  load_s: number;
+  /** Prompt tokens/s per prompt length ("pp128": ...). */
+  pp: Record<string, number>;
+  /** Decode tokens/s over `tg_tokens` tokens after a 1-token prompt. */
+  tg_tok_s: number;
+  tg_tokens: number;
+  /** The first pp figure, for the one-number summary. */
+  pp_tok_s: number;
+  peak_rss_mb: number;
+  weight_bytes: number;
+  /** Bytes of weights a decode step reads (every matrix; one embedding row). */
+  bytes_per_token: number;
+  bandwidth_gb_s: number;
+  /** bandwidth / bytes_per_token: the decode speed memory allows. */
+  roofline_tok_s: number;
+  roofline_fraction: number;
+}
+
+/** Memory bandwidth measured with typed-array copies (memcpy: a read and a write per byte). */
+export function measureBandwidth(bytes = 128 * 2 ** 20, reps = 5): number {
+  const a = new Uint8Array(bytes).fill(1);
+  const b = new Uint8Array(bytes);
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    b.set(a);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return (2 * bytes) / (best / 1000) / 1e9;
+}
+
+export async function benchModel(path: string, o: BenchOptions = {}): Promise<BenchResult> {
+  const t0 = performance.now();
+  const model = await loadModel(path, { backends: o.backends, tokenizer: o.tokenizer });
+  const loadS = (performance.now() - t0) / 1000;
+  const info = archInfo(model.config);
+  const V = info.vocabSize;
+  const ctxLen = model.createSession().contextLength;
+  const rand = (n: number): number[] => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % V);
+  const repeat = o.repeat ?? 1;
+  const pp: Record<string, number> = {};
+  for (const n of (o.promptLengths ?? [128, 512]).filter((n) => n <= ctxLen)) {
+    o.onStage?.(`pp${n}`);
+    let best = Infinity;
+    for (let r = 0; r < repeat; r++) {
+      const s = model.createSession();
+      const t = performance.now();
+      s.forward(rand(n));
+      best = Math.min(best, performance.now() - t);
+    }
+    pp[`pp${n}`] = n / (best / 1000);
+  }
+  const tg = Math.min(o.decodeTokens ?? 128, ctxLen - 1);
+  o.onStage?.(`tg${tg}`);
+  let bestTg = Infinity;
+  for (let r = 0; r < repeat; r++) {
+    const s = model.createSession();
+    let logits = s.forward([1 % V]);
+    const t = performance.now();
+    for (let i = 0; i < tg; i++) logits = s.forward([argmax(logits)]);
+    bestTg = Math.min(bestTg, performance.now() - t);
+  }
+  const tgTokS = tg / (bestTg / 1000);
+
+  // A decode step reads every weight matrix once, but only one row of the embedding table
+  // (unless the table is also the tied output head).
+  let bytesPerToken = 0;
+  for (const [name, t] of model.parameters()) {
+    const isEmbedding = /(embed_tokens|wte|wpe)\.weight$/.test(name);
+    bytesPerToken += isEmbedding ? t.data.byteLength / t.shape[0]! : t.data.byteLength;
+  }
+  if ('tie_word_embeddings' in model.config && model.config.tie_word_embeddings) {
+    const head = model.parameters().get(model.config.model_type === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight');
+    if (head !== undefined) bytesPerToken += head.data.byteLength;
+  }
+  const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth test's buffers
+  const bandwidth = measureBandwidth();
+  const roofline = (bandwidth * 1e9) / bytesPerToken;
+  const result: BenchResult = {
+    model: path,
+    backend: model.backendNames.join('+'),
+    threads: o.threads ?? 1,
+    load_s: loadS,
+    pp,
+    pp_tok_s: Object.values(pp)[0] ?? 0,
+    tg_tok_s: tgTokS,
+    tg_tokens: tg,
+    peak_rss_mb: peakRss,
+    weight_bytes: model.info.weightBytes,
+    bytes_per_token: bytesPerToken,
+    bandwidth_gb_s: bandwidth,
+    roofline_tok_s: roofline,
+    roofline_fraction: tgTokS / roofline,
+  };
+  model.dispose();
+  return result;
+}
