@@ -23,3 +23,7 @@ export type { DType, HostTensor, TensorInfo, TensorSource } from './formats/tens
 export { openGGUF, writeGGUF, type GGUFFile, type GGUFValue } from './formats/gguf.js';
 export { openSafetensors, openSafetensorsDir, writeSafetensors } from './formats/safetensors.js';
 export { openLlama2c, writeLlama2c, readLlama2cTokenizer, type Llama2cConfig } from './formats/llama2c.js';
+
+export { ChatTemplate, loadChatTemplate, chatTemplateFromGGUF, specialTokensFromConfig, CHATML_TEMPLATE, TemplateError, type ChatMessage, type ContentPart, type ToolCall, type RenderOptions, type AppliedTemplate } from './runtime/template.js';
+export { ChatSession, type ChatOptions, type ChatTurnOptions, type ChatTurnResult } from './runtime/chat.js';
+export { createServer, type ServerOptions, type RistrettoServer, type ServerStats, type EmbeddingProvider } from './server/server.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FormatError, RistrettoError, UnsupportedError } from '../src/errors.js';
+import { FormatError, InvalidArgumentError, RistrettoError, UnsupportedError } from '../src/errors.js';
 import { openGGUF } from '../src/formats/gguf.js';
 import { llama2cTensorNames, openLlama2c, readLlama2cTokenizer, writeLlama2c, type Llama2cConfig } from '../src/formats/llama2c.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
@@ -203,4 +203,16 @@ test('tokenizer.bin bounds: len beyond max_token_length or negative is a FormatE
   fs.writeFileSync(p, file(3, [[0, 3, 'ab']]));
   assert.throws(() => readLlama2cTokenizer(p), (e: unknown) => e instanceof FormatError && e.where === 'token 0 bytes');
   assert.throws(() => readLlama2cTokenizer(p, 2 ** 40), FormatError);
+  // Checks the reader took over from the tokenizer-side reader it replaced.
+  const where = (w: string) => (e: unknown) => e instanceof FormatError && e.where === w;
+  fs.writeFileSync(p, file(0, [[0, 0, '']]));
+  assert.throws(() => readLlama2cTokenizer(p), where('max_token_length'));
+  fs.writeFileSync(p, new Bytes().i32(1).f32(NaN).i32(1).raw('a').build());
+  assert.throws(() => readLlama2cTokenizer(p), where('token 0 score'));
+  fs.writeFileSync(p, new Bytes().i32(2).f32(0).i32(1).raw('a').f32(0).i32(1).raw([0xff]).build());
+  assert.throws(() => readLlama2cTokenizer(p), where('token 1 bytes'));
+  fs.writeFileSync(p, new Bytes().i32(2).build());
+  assert.throws(() => readLlama2cTokenizer(p), where('tokens'));
+  fs.writeFileSync(p, file(2, [[0, 2, 'ab']]));
+  assert.throws(() => readLlama2cTokenizer(p, 0), InvalidArgumentError);
 });

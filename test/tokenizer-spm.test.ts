@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SentencePieceBPETokenizer } from '../src/tokenizers/sentencepiece-bpe.js';
 import { StreamDecoder } from '../src/tokenizers/stream-decoder.js';
-import { parseLlama2cTokenizer, readLlama2cTokenizer } from '../src/tokenizers/llama2c-tokenizer.js';
-import { detectTokenizerJsonKind, tokenizerFromJson } from '../src/tokenizers/tokenizer-json.js';
+import { readLlama2cTokenizer } from '../src/formats/llama2c.js';
+import { detectTokenizerJsonKind } from '../src/tokenizers/tokenizer-json.js';
+import { tokenizerFromJson } from '../src/tokenizers/load.js';
 import { openGGUF } from '../src/formats/gguf.js';
 import { FormatError, UnsupportedError } from '../src/errors.js';
 import type { Tokenizer } from '../src/tokenizers/tokenizer.js';
@@ -161,6 +162,7 @@ test('tok512 via llama2.c tok512.bin (run.c semantics)', (t) => {
   const tk = load('bin', ps[0]!);
   assert.equal(tk.vocabSize, 512);
   const data = readLlama2cTokenizer(ps[0]!);
+  const pieces = data.vocab;
   // Which reference run.c reproduces where HF and SentencePiece disagree (sentencepiece_matches_hf false):
   //  - whitespace runs / leading / trailing spaces: run.c does not collapse whitespace (SentencePiece's
   //    remove_extra_whitespaces does), and with tok512 its score order equals the HF merge ranks -> HF `ids`;
@@ -168,7 +170,7 @@ test('tok512 via llama2.c tok512.bin (run.c semantics)', (t) => {
   for (const c of cases(ps[1]!, 'tok512')) {
     const expected = hasSpecialText(tk, c.text) ? c.sentencepiece_ids! : c.ids;
     assert.deepEqual(tk.encode(c.text), expected, JSON.stringify(c.text));
-    assert.deepEqual(runcEncodeNaive(data.pieces, data.scores, c.text), expected, `naive run.c port ${JSON.stringify(c.text)}`);
+    assert.deepEqual(runcEncodeNaive(pieces, data.scores, c.text), expected, `naive run.c port ${JSON.stringify(c.text)}`);
     assert.equal(tk.decode(expected), c.text, `round trip ${JSON.stringify(c.text)}`);
   }
   // run.c's own output for its prompts.
@@ -255,7 +257,7 @@ test('heap BPE equals the naive run.c port on random snippets (Llama 2 32k)', (t
     let snip = text.slice(s, s + 1 + rnd(120));
     if (k % 3 === 0) snip = snip.slice(0, rnd(snip.length)) + extras[rnd(extras.length)] + snip.slice(rnd(snip.length));
     snip = snip.replace(/^[\udc00-\udfff]|[\ud800-\udbff]$/g, '');
-    assert.deepEqual(tk.encode(snip), runcEncodeNaive(data.pieces, data.scores, snip), JSON.stringify(snip));
+    assert.deepEqual(tk.encode(snip), runcEncodeNaive(data.vocab, data.scores, snip), JSON.stringify(snip));
   }
 });
 
@@ -406,7 +408,8 @@ test('tokenizer.json variants: merges as strings or pairs, Metaspace, dispatch a
   bad((j) => (j.decoder.decoders[0] = { type: 'CTC' }), /decoder CTC/);
   bad((j) => (j.post_processor = { type: 'RobertaProcessing' }), /post_processor RobertaProcessing/);
   bad((j) => (j.model.type = 'Unigram'), /unigram/);
-  bad((j) => (j.pre_tokenizer = { type: 'ByteLevel' }), /byte-level-bpe/);
+  // A ByteLevel component makes it a byte-level BPE, which rejects byte_fallback.
+  bad((j) => (j.pre_tokenizer = { type: 'ByteLevel' }), /byte_fallback/);
   bad((j) => (j.model.dropout = 0.1), /dropout/);
   // Bad data is a FormatError.
   const j2 = structuredClone(json);
@@ -414,33 +417,24 @@ test('tokenizer.json variants: merges as strings or pairs, Metaspace, dispatch a
   assert.throws(() => tokenizerFromJson(j2), FormatError);
 });
 
-test('tokenizer.bin reader: bounds checks and FormatErrors', (t) => {
+test('tokenizer.bin: the SentencePiece tokenizer on the formats/ reader (run.c token roles)', (t) => {
+  // The reader's own bounds checks are tested in formats-llama2c.test.ts and formats-hostile.test.ts.
   const ps = need(t, 'llama2c/tok512.bin');
   if (!ps) return;
-  const bytes = fs.readFileSync(ps[0]!);
-  const d = parseLlama2cTokenizer(bytes);
-  assert.equal(d.pieces.length, 512);
+  const d = readLlama2cTokenizer(ps[0]!);
+  assert.equal(d.vocab.length, 512);
   assert.equal(d.maxTokenLength, 7);
-  assert.equal(d.pieces[1], '\n<s>\n');
-  assert.equal(parseLlama2cTokenizer(bytes, 'x', 100).pieces.length, 100);
-  assert.throws(() => parseLlama2cTokenizer(bytes, 'x', 513), FormatError);
-  assert.throws(() => parseLlama2cTokenizer(bytes.subarray(0, bytes.length - 1)), FormatError);
-  assert.throws(() => parseLlama2cTokenizer(bytes.subarray(0, 3)), FormatError);
-  const neg = Uint8Array.from(bytes);
-  new DataView(neg.buffer).setInt32(4 + 4, -5, true);
-  assert.throws(() => parseLlama2cTokenizer(neg), /token 0 length/);
-  const big = Uint8Array.from(bytes);
-  new DataView(big.buffer).setInt32(0, 0, true);
-  assert.throws(() => parseLlama2cTokenizer(big), /max_token_length/);
-  const utf = Uint8Array.from(bytes);
-  utf[4 + 8] = 0xff;
-  assert.throws(() => parseLlama2cTokenizer(utf), /UTF-8/);
-  const tk = SentencePieceBPETokenizer.fromLlama2cTokenizer(bytes);
-  assert.equal(tk.idToToken(1), '<s>');
-  assert.equal(tk.idToToken(259), '▁t');
-  assert.equal(tk.tokenToId('<0x0A>'), 13);
-  assert.ok(tk.isSpecial(1) && tk.isSpecial(2) && tk.isSpecial(0) && !tk.isSpecial(13));
-  assert.deepEqual(tk.eosIds, [2]);
+  assert.equal(d.vocab[1], '\n<s>\n');
+  for (const tk of [SentencePieceBPETokenizer.fromLlama2cTokenizer(ps[0]!), SentencePieceBPETokenizer.fromLlama2cTokenizer(d)]) {
+    assert.equal(tk.vocabSize, 512);
+    assert.equal(tk.idToToken(1), '<s>');
+    assert.equal(tk.idToToken(259), '▁t');
+    assert.equal(tk.tokenToId('<0x0A>'), 13);
+    assert.ok(tk.isSpecial(1) && tk.isSpecial(2) && tk.isSpecial(0) && !tk.isSpecial(13));
+    assert.deepEqual(tk.eosIds, [2]);
+  }
+  assert.equal(SentencePieceBPETokenizer.fromLlama2cTokenizer(ps[0]!, { vocabSize: 512 }).vocabSize, 512);
+  assert.throws(() => SentencePieceBPETokenizer.fromLlama2cTokenizer(ps[0]!, { vocabSize: 100 }), FormatError);
 });
 
 test('GGUF metadata: non-llama model is UnsupportedError', () => {

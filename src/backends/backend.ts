@@ -37,6 +37,9 @@ export interface Backend {
   readonly kernels: KernelTable;
   /** Whether this backend handles this particular node (dtype, shape); default: it has a kernel. */
   supports?(node: Node, inputs: Value[]): boolean;
+  /** Called by runGraph before the first node of every run (a backend may recycle its per-run scratch
+   *  memory here; the graph tells it which values outlive the run). */
+  beginRun?(graph: Graph, options: RunOptions): void;
 }
 
 export function dense(shape: readonly number[], data: Float32Array | Int32Array): Dense {
@@ -58,6 +61,7 @@ export function runGraph(graph: Graph, backends: readonly Backend[], ctx: ExecCo
   const lastUse = new Int32Array(graph.nodes.length).fill(-1);
   for (const n of graph.nodes) for (const i of n.inputs) lastUse[i] = n.id;
   const outputIds = new Set(graph.outputs.values());
+  for (const b of backends) b.beginRun?.(graph, options);
   for (const node of graph.nodes) {
     const inputs = node.inputs.map((i) => values[i]!);
     const kernel = pickKernel(node, inputs, backends);

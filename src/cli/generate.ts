@@ -6,6 +6,8 @@ import { archInfo } from '../models/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { num, oneOf, required, str } from './args.js';
 import { progressReporter } from './progress.js';
+import { generate } from '../runtime/generate.js';
+import { deviceTarget } from './ane-device.js';
 
 export const GENERATE_HELP = `Usage: ristretto generate --model PATH [options]
 
@@ -25,6 +27,9 @@ export const GENERATE_HELP = `Usage: ristretto generate --model PATH [options]
   --stop TEXT           stop when the text contains TEXT (repeatable)
   --output FORMAT       text (stream the continuation to stdout) | json (one object with prompt_ids, generated_ids, text)
   --quiet               no progress or statistics on stderr
+  --device DEV          cpu (default) | ane-sim: prefill through compiled ANE programs on the MIL interpreter, decode on the CPU
+  --bundle DIR          ane-sim: a bundle from ristretto compile (default: compile in memory)
+  --buckets LIST        ane-sim without --bundle: prefill buckets (default 32,64,128)
 `;
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -36,6 +41,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       'top-p': { type: 'string' }, 'top-k': { type: 'string' }, 'min-p': { type: 'string' },
       'repeat-penalty': { type: 'string' }, ctx: { type: 'string' }, seed: { type: 'string' }, sampler: { type: 'string' },
       stop: { type: 'string', multiple: true }, output: { type: 'string' }, quiet: { type: 'boolean' },
+      device: { type: 'string' }, bundle: { type: 'string' }, buckets: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -78,7 +84,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (!quiet && promptIds.length + maxTokens - 1 > trained) {
     process.stderr.write(`[ristretto] warning: up to ${promptIds.length + maxTokens - 1} positions requested; the model was trained with ${trained}\n`);
   }
-  const result = await model.generate(promptIds, {
+  const target = await deviceTarget(model, oneOf(values, 'device', ['cpu', 'ane-sim'] as const, 'cpu'), str(values, 'bundle'), str(values, 'buckets'), quiet);
+  const result = await generate(target, promptIds, {
     maxTokens,
     ...sampling,
     stop: values.stop,

@@ -63,6 +63,41 @@ export function planCheckpoint(p: string): CheckpointPlan {
   return planLlama2c(p);
 }
 
+/** The weights of every parameter in `params`, read once per tensor (tied parameters share one), as stored. */
+export async function readPlanWeights(
+  plan: Omit<CheckpointPlan, 'config'>,
+  params: Map<string, number[]>,
+  onProgress?: (e: LoadProgress) => void,
+  signal?: AbortSignal,
+): Promise<{ weights: Map<string, HostTensor>; parameters: number; weightBytes: number; dtypes: Record<string, number> }> {
+  const infos = new Map(plan.source.list().map((t) => [t.name, t]));
+  const needed = [...new Set(params.keys())].map((p) => plan.tensorFor.get(p)!);
+  const bytesTotal = needed.reduce((a, n) => a + infos.get(n)!.byteLength, 0);
+  const byTensor = new Map<string, HostTensor>();
+  const weights = new Map<string, HostTensor>();
+  const dtypes: Record<string, number> = {};
+  let bytesLoaded = 0;
+  let parameters = 0;
+  for (const [param, shape] of params) {
+    const name = plan.tensorFor.get(param)!;
+    let t = byTensor.get(name);
+    if (t === undefined) {
+      throwIfAborted(signal);
+      t = plan.source.read(name);
+      if (plan.transposed.has(param)) t = transpose2d(t);
+      byTensor.set(name, t);
+      bytesLoaded += t.data.byteLength;
+      parameters += shape.reduce((a, b) => a * b, 1);
+      dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+      onProgress?.({ type: 'tensor', name, index: byTensor.size - 1, count: needed.length, bytesLoaded, bytesTotal });
+      // Yield now and then so a progress bar can draw and an abort can land.
+      if (byTensor.size % 16 === 0) await new Promise((r) => setImmediate(r));
+    }
+    weights.set(param, t);
+  }
+  return { weights, parameters, weightBytes: bytesLoaded, dtypes };
+}
+
 export async function loadModel(modelPath: string, options: LoadOptions = {}): Promise<Model> {
   const t0 = performance.now();
   const { onProgress, signal } = options;
@@ -73,31 +108,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     const params = modelParams(plan.config);
     checkPlan(plan, params);
 
-    const infos = new Map(plan.source.list().map((t) => [t.name, t]));
-    const needed = [...new Set(params.keys())].map((p) => plan.tensorFor.get(p)!);
-    const bytesTotal = needed.reduce((a, n) => a + infos.get(n)!.byteLength, 0);
-    const byTensor = new Map<string, HostTensor>();
-    const weights = new Map<string, HostTensor>();
-    const dtypes: Record<string, number> = {};
-    let bytesLoaded = 0;
-    let parameters = 0;
-    for (const [param, shape] of params) {
-      const name = plan.tensorFor.get(param)!;
-      let t = byTensor.get(name);
-      if (t === undefined) {
-        throwIfAborted(signal);
-        t = plan.source.read(name);
-        if (plan.transposed.has(param)) t = transpose2d(t);
-        byTensor.set(name, t);
-        bytesLoaded += t.data.byteLength;
-        parameters += shape.reduce((a, b) => a * b, 1);
-        dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
-        onProgress?.({ type: 'tensor', name, index: byTensor.size - 1, count: needed.length, bytesLoaded, bytesTotal });
-        // Yield now and then so a progress bar can draw and an abort can land.
-        if (byTensor.size % 16 === 0) await new Promise((r) => setImmediate(r));
-      }
-      weights.set(param, t);
-    }
+    const { weights, parameters, weightBytes: bytesLoaded, dtypes } = await readPlanWeights(plan, params, onProgress, signal);
 
     const tok = loadTokenizerFor(modelPath, plan, options.tokenizer);
     onProgress?.({ type: 'tokenizer', path: tok.path, kind: tok.tokenizer.kind });

@@ -7,6 +7,7 @@ import type { ModelConfig } from '../models/index.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { generate, generateStream, type GenerateOptions, type GenerationResult, type TokenEvent } from './generate.js';
 import { InferenceSession } from './session.js';
+import { ChatSession, type ChatOptions } from './chat.js';
 
 export interface ModelInfo {
   path: string;
@@ -49,6 +50,12 @@ export class Model {
   generate(prompt: string | readonly number[], options: GenerateOptions & { onToken?: (e: TokenEvent) => void } = {}): Promise<GenerationResult> {
     this.assertLive();
     return generate(this, prompt, options);
+  }
+
+  /** A multi-turn chat with the model's chat template (or `options.template`), reusing its KV cache across turns. */
+  chat(options: ChatOptions = {}): ChatSession {
+    this.assertLive();
+    return new ChatSession(this, options);
   }
 
   /** Logits for every position of `ids` in one pass ([ids.length * vocab]). */

@@ -50,6 +50,22 @@ export class InferenceSession {
   }
 
   /**
+   * Writes precomputed K/V rows for positions pos..pos+n-1 and advances the position, as if those tokens had
+   * been fed (an ANE prefill handing its cache to the CPU decode). `k[l]` / `v[l]`: [n * kvDim] row-major per layer.
+   */
+  loadPrefix(n: number, k: readonly Float32Array[], v: readonly Float32Array[]): void {
+    const info = archInfo(this.config);
+    if (this.position + n > this.contextLength) throw new ContextLengthError(this.position + n, this.contextLength);
+    if (k.length !== info.numLayers || v.length !== info.numLayers) throw new InvalidArgumentError(`loadPrefix: expected K/V for ${info.numLayers} layers`);
+    for (let l = 0; l < info.numLayers; l++) {
+      if (k[l]!.length !== n * info.kvDim || v[l]!.length !== n * info.kvDim) throw new InvalidArgumentError(`loadPrefix: layer ${l} needs ${n} x ${info.kvDim} values`);
+      this.states.get(`cache.k.${l}`)!.set(k[l]!, this.position * info.kvDim);
+      this.states.get(`cache.v.${l}`)!.set(v[l]!, this.position * info.kvDim);
+    }
+    this.position += n;
+  }
+
+  /**
    * Feeds `ids` at positions pos..pos+n-1 and returns logits: [vocab] for the last token, or
    * [n * vocab] for every token with `all`.
    */

@@ -7,8 +7,9 @@
 // (TemplateProcessing, e.g. BOS). Decoding maps symbols back to bytes and decodes UTF-8 with U+FFFD replacement.
 
 import { FormatError, InvalidArgumentError, UnsupportedError } from '../errors.js';
-import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
+import { EOS_LIKE_TOKENS, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 import { AddedTokenMatcher, addedTokensFromJson, type AddedToken } from './added-tokens.js';
+import { decodeUtf8Chunks } from './stream-decoder.js';
 import {
   compileRegex,
   ggufPreTokenizer,
@@ -96,7 +97,6 @@ export function byteLevelTokenBytes(token: string): Uint8Array {
 }
 
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
 /** transformers' clean_up_tokenization. */
 export function cleanUpTokenization(s: string): string {
@@ -270,9 +270,6 @@ function checkDecoder(d: any, source: string): void {
   throw new UnsupportedError(`${source}: decoder "${d.type}" is not supported by the byte-level BPE tokenizer`);
 }
 
-/** Known end-of-sequence token strings; whichever exist in the vocabulary are reported as eosIds. */
-const EOS_LIKE = ['<|endoftext|>', '<|end_of_text|>', '<|eot_id|>', '<|eom_id|>', '<|im_end|>', '</s>', '<|end|>'];
-
 function tokenContent(v: any): string | null {
   if (typeof v === 'string') return v;
   if (v && typeof v === 'object' && typeof v.content === 'string') return v.content;
@@ -384,7 +381,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
     const eosIds: number[] = [];
     const eos = lookup(tokenContent(cfg.eos_token));
     if (eos !== null) eosIds.push(eos);
-    for (const s of EOS_LIKE) {
+    for (const s of EOS_LIKE_TOKENS) {
       const a = addedTokens.find((t) => t.content === s && t.special);
       if (a) eosIds.push(a.id);
     }
@@ -644,22 +641,13 @@ export class ByteLevelBPETokenizer implements Tokenizer {
   decode(ids: readonly number[], options: ByteLevelDecodeOptions = {}): string {
     const skip = options.skipSpecialTokens ?? true;
     const parts: Uint8Array[] = [];
-    let total = 0;
     for (const id of ids) {
       const tok = this.tokenString(id);
       if (tok === undefined) continue; // HF drops unknown ids
       if (skip && this.added.isSpecialContent(tok)) continue;
-      const b = byteLevelTokenBytes(tok);
-      parts.push(b);
-      total += b.length;
+      parts.push(byteLevelTokenBytes(tok));
     }
-    const all = new Uint8Array(total);
-    let o = 0;
-    for (const p of parts) {
-      all.set(p, o);
-      o += p.length;
-    }
-    const s = utf8Decoder.decode(all);
+    const s = decodeUtf8Chunks(parts);
     return (options.cleanUpTokenizationSpaces ?? this.cleanUpTokenizationSpaces) ? cleanUpTokenization(s) : s;
   }
 

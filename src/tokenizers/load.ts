@@ -8,6 +8,7 @@ import { openGGUF, type GGUFFile, type GGUFValue } from '../formats/gguf.js';
 import { readJsonFile } from '../formats/hf-config.js';
 import { ByteLevelBPETokenizer } from './byte-level-bpe.js';
 import { SentencePieceBPETokenizer } from './sentencepiece-bpe.js';
+import { detectTokenizerJsonKind } from './tokenizer-json.js';
 import { WordPieceTokenizer } from './wordpiece.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -27,18 +28,19 @@ export function tokenizerFromGGUF(metadata: Map<string, GGUFValue>, file: string
   throw new UnsupportedError(`${file}: tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (supported: llama, gpt2, bert)`);
 }
 
-/** Builds a tokenizer from a parsed tokenizer.json (+ tokenizer_config.json). */
-export function tokenizerFromJson(json: unknown, config: unknown, file: string): Tokenizer {
-  const j = json as { model?: { type?: string }; pre_tokenizer?: unknown; decoder?: unknown };
-  const type = j?.model?.type;
-  if (type === 'BPE') {
-    const byteLevel = JSON.stringify([j.pre_tokenizer ?? null, j.decoder ?? null]).includes('"ByteLevel"');
-    return byteLevel
-      ? ByteLevelBPETokenizer.fromTokenizerJson(json, config, file)
-      : SentencePieceBPETokenizer.fromTokenizerJson(json, config);
+/** Builds a tokenizer from a parsed tokenizer.json (+ tokenizer_config.json): the one tokenizer.json dispatch. */
+export function tokenizerFromJson(json: unknown, config?: unknown, file = 'tokenizer.json'): Tokenizer {
+  const kind = detectTokenizerJsonKind(json, file);
+  switch (kind) {
+    case 'byte-level-bpe':
+      return ByteLevelBPETokenizer.fromTokenizerJson(json, config, file);
+    case 'sentencepiece-bpe':
+      return SentencePieceBPETokenizer.fromTokenizerJson(json, config);
+    case 'wordpiece':
+      return WordPieceTokenizer.fromTokenizerJson(json, config, file);
+    default:
+      throw new UnsupportedError(`${file}: ${kind} tokenizers are not supported yet (supported: BPE, WordPiece)`);
   }
-  if (type === 'WordPiece') return WordPieceTokenizer.fromTokenizerJson(json, config, file);
-  throw new UnsupportedError(`${file}: tokenizer model type ${JSON.stringify(type)} is not supported yet (supported: BPE, WordPiece)`);
 }
 
 /** Loads a tokenizer from a file or folder given by the user. */

@@ -121,12 +121,93 @@ function hex2(b: number): string {
   return b.toString(16).toUpperCase().padStart(2, '0');
 }
 
-/** UTF-8 bytes of one code point into `out`; returns the count. */
+/** Applies normalizer steps (HF Prepend adds nothing to an empty string). */
+function normalizeText(text: string, steps: readonly NormalizerStep[]): string {
+  let s = text;
+  for (const step of steps) {
+    if (step.type === 'prepend') {
+      if (s.length > 0) s = step.prepend + s;
+    } else s = s.replaceAll(step.from, step.to);
+  }
+  return s;
+}
+
+/** UTF-8 bytes of one code point into `out`. */
 function cpUtf8(cp: number, out: number[]): void {
   if (cp < 0x80) out.push(cp);
   else if (cp < 0x800) out.push(0xc0 | (cp >> 6), 0x80 | (cp & 63));
   else if (cp < 0x10000) out.push(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
   else out.push(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 63), 0x80 | ((cp >> 6) & 63), 0x80 | (cp & 63));
+}
+
+/**
+ * Open-addressing hash map from a pair of non-negative int32 ids to an int32 value. Much faster than a Map keyed
+ * by a * V + b, which for large vocabularies (262k) exceeds the small-integer range and hashes as a double.
+ */
+class PairTable {
+  private ka: Int32Array;
+  private kb: Int32Array;
+  private val: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(expected = 1024) {
+    let cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    this.ka = new Int32Array(cap).fill(-1);
+    this.kb = new Int32Array(cap);
+    this.val = new Int32Array(cap);
+    this.mask = cap - 1;
+  }
+
+  private slot(a: number, b: number): number {
+    let i = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77)) & this.mask;
+    for (;;) {
+      const k = this.ka[i]!;
+      if (k === -1 || (k === a && this.kb[i] === b)) return i;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  /** The value for (a, b), or `absent`. */
+  get(a: number, b: number, absent: number): number {
+    const i = this.slot(a, b);
+    return this.ka[i] === -1 ? absent : this.val[i]!;
+  }
+
+  set(a: number, b: number, v: number): void {
+    const i = this.slot(a, b);
+    if (this.ka[i] === -1) {
+      this.ka[i] = a;
+      this.kb[i] = b;
+      if (++this.size * 2 > this.mask + 1) {
+        this.val[i] = v;
+        this.grow();
+        return;
+      }
+    }
+    this.val[i] = v;
+  }
+
+  forEachKey(f: (a: number, b: number) => void): void {
+    for (let i = 0; i <= this.mask; i++) if (this.ka[i] !== -1) f(this.ka[i]!, this.kb[i]!);
+  }
+
+  private grow(): void {
+    const { ka, kb, val } = this;
+    const cap = (this.mask + 1) * 2;
+    this.ka = new Int32Array(cap).fill(-1);
+    this.kb = new Int32Array(cap);
+    this.val = new Int32Array(cap);
+    this.mask = cap - 1;
+    for (let i = 0; i < ka.length; i++) {
+      if (ka[i] === -1) continue;
+      const j = this.slot(ka[i]!, kb[i]!);
+      this.ka[j] = ka[i]!;
+      this.kb[j] = kb[i]!;
+      this.val[j] = val[i]!;
+    }
+  }
 }
 
 /** Growable working arrays for one BPE run (reused between calls). */
@@ -256,9 +337,9 @@ export class SentencePieceBPETokenizer implements Tokenizer {
   private readonly scoreMode: boolean;
   private readonly scores: Float64Array | null;
   private readonly minMergeScore: number;
-  private readonly mergeMap = new Map<number, number>(); // a*V+b -> merge index (rank mode)
+  private readonly mergeMap: PairTable; // (a, b) -> merge index (rank mode)
   private readonly mergeNew: Int32Array = new Int32Array(0);
-  private readonly pairCache = new Map<number, number>(); // a*V+b -> new id or -1 (score mode)
+  private readonly pairCache = new PairTable(); // (a, b) -> new id or -1 (score mode)
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly isByteToken: Uint8Array;
   private readonly byteValue: Int16Array;
@@ -374,12 +455,14 @@ export class SentencePieceBPETokenizer implements Tokenizer {
       this.scores = Float64Array.from(config.scores as ArrayLike<number>);
       this.afterStage = (config.byteFallbackStage ?? 'after-merges') === 'after-merges';
       this.mergeNew = new Int32Array(0);
+      this.mergeMap = new PairTable(1);
     } else {
       this.scoreMode = false;
       this.scores = null;
       this.afterStage = false;
       if (config.byteFallbackStage === 'after-merges') throw new InvalidArgumentError('SentencePieceBPETokenizer: byte fallback after merges needs score mode');
       const merges = config.merges!;
+      this.mergeMap = new PairTable(merges.length);
       const newIds = new Int32Array(merges.length);
       for (let i = 0; i < merges.length; i++) {
         const [a, b] = merges[i]!;
@@ -391,7 +474,7 @@ export class SentencePieceBPETokenizer implements Tokenizer {
           throw new InvalidArgumentError(`SentencePieceBPETokenizer: merge #${i} "${a} ${b}": token "${missing}" is not in the vocabulary`);
         }
         newIds[i] = ic;
-        this.mergeMap.set(ia * V + ib, i); // later duplicates win, as in HF tokenizers' HashMap collect
+        this.mergeMap.set(ia, ib, i); // later duplicates win, as in HF tokenizers' HashMap collect
       }
       this.mergeNew = newIds;
     }
@@ -413,10 +496,10 @@ export class SentencePieceBPETokenizer implements Tokenizer {
       this.mergeableUnknown = anyByteText;
     } else {
       const inMerge = new Uint8Array(V);
-      for (const key of this.mergeMap.keys()) {
-        inMerge[Math.floor(key / V)] = 1;
-        inMerge[key % V] = 1;
-      }
+      this.mergeMap.forEachKey((a, b) => {
+        inMerge[a] = 1;
+        inMerge[b] = 1;
+      });
       for (let i = 0; i < V; i++) {
         if (!inMerge[i]) continue;
         const t = config.tokens[i]!;
@@ -447,24 +530,22 @@ export class SentencePieceBPETokenizer implements Tokenizer {
 
   // ------------------------------------------------------------------ constructors
 
-  /** llama2.c `tokenizer.bin` (path, bytes or parsed) with run.c `encode(text, bos=1, eos=0)` semantics. */
-  static fromLlama2cTokenizer(source: string | Uint8Array | Llama2cTokenizerData, opts?: { vocabSize?: number }): SentencePieceBPETokenizer {
-    const data =
-      typeof source === 'string'
-        ? readLlama2cTokenizer(source, opts?.vocabSize)
-        : source instanceof Uint8Array
-          ? parseLlama2cTokenizer(source, '<tokenizer.bin bytes>', opts?.vocabSize)
-          : source;
-    const V = data.pieces.length;
+  /**
+   * llama2.c `tokenizer.bin` (a path, read by formats/llama2c.ts `readLlama2cTokenizer`, or its result) with run.c
+   * `encode(text, bos=1, eos=0)` semantics. `vocabSize` (from the model header) reads exactly that many tokens.
+   */
+  static fromLlama2cTokenizer(source: string | Llama2cTokenizer, opts?: { vocabSize?: number }): SentencePieceBPETokenizer {
+    const data = typeof source === 'string' ? readLlama2cTokenizer(source, opts?.vocabSize) : source;
+    const V = data.vocab.length;
     // llama2.c's export replaced "▁" by " " and wrote BOS/EOS as "\n<s>\n" / "\n</s>\n".
-    const mergeTexts = data.pieces.map((p) => p.replaceAll(' ', '▁'));
+    const mergeTexts = data.vocab.map((p) => p.replaceAll(' ', '▁'));
     const tokens = mergeTexts.slice();
     const types = new Uint8Array(V).fill(TokenType.NORMAL);
     let bosId: number | null = null;
     let eosId: number | null = null;
     let unkId: number | null = null;
     for (let i = 0; i < V; i++) {
-      const p = data.pieces[i]!;
+      const p = data.vocab[i]!;
       if (p === '\n<s>\n') {
         tokens[i] = '<s>';
         types[i] = TokenType.CONTROL;
@@ -507,13 +588,6 @@ export class SentencePieceBPETokenizer implements Tokenizer {
   /** GGUF metadata of a `tokenizer.ggml.model` = "llama" vocabulary (llama.cpp SPM semantics). */
   static fromGGUFMetadata(metadata: Map<string, GGUFMetadataValue>, file = '<gguf>'): SentencePieceBPETokenizer {
     return new SentencePieceBPETokenizer(sentencePieceConfigFromGGUF(metadata, file));
-  }
-
-  /** Convenience: read a tokenizer.json file from disk. */
-  static fromTokenizerJsonFile(path: string, tokenizerConfigPath?: string): SentencePieceBPETokenizer {
-    const json = JSON.parse(fs.readFileSync(path, 'utf8')) as unknown;
-    const cfg = tokenizerConfigPath !== undefined && fs.existsSync(tokenizerConfigPath) ? (JSON.parse(fs.readFileSync(tokenizerConfigPath, 'utf8')) as unknown) : undefined;
-    return SentencePieceBPETokenizer.fromTokenizerJson(json, cfg);
   }
 
   // ------------------------------------------------------------------ Tokenizer
@@ -653,17 +727,14 @@ export class SentencePieceBPETokenizer implements Tokenizer {
   private pairResult(word: string, w: Work, l: number, r: number): number {
     const a = w.id[l]!;
     const b = w.id[r]!;
-    const V = this.vocabSize;
     if (this.scoreMode) {
       let id: number;
       if (a >= 0 && b >= 0) {
-        const key = a * V + b;
-        const c = this.pairCache.get(key);
-        if (c !== undefined) id = c;
-        else {
+        id = this.pairCache.get(a, b, -2);
+        if (id === -2) {
           id = this.pieceToId.get(this.mergeTexts[a]! + this.mergeTexts[b]!) ?? -1;
           if (id >= 0 && !(this.scores![id]! > this.minMergeScore)) id = -1;
-          this.pairCache.set(key, id);
+          this.pairCache.set(a, b, id);
         }
       } else {
         id = this.pieceToId.get(word.slice(w.start[l]!, w.end[r]!)) ?? -1;
@@ -673,8 +744,8 @@ export class SentencePieceBPETokenizer implements Tokenizer {
       return id;
     }
     if (a < 0 || b < 0) return -1;
-    const m = this.mergeMap.get(a * V + b);
-    if (m === undefined) return -1;
+    const m = this.mergeMap.get(a, b, -1);
+    if (m < 0) return -1;
     this.lastPrio = m;
     return this.mergeNew[m]!;
   }

@@ -29,19 +29,10 @@ export function tokenStreamBytes(tokenizer: Tokenizer, id: number, prevId: numbe
 }
 
 
-/** One-shot decode with exactly the semantics of StreamDecoder. */
-export function decodeWithTokenBytes(tokenizer: Tokenizer, ids: readonly number[], skipSpecialTokens = true): string {
-  const parts: Uint8Array[] = [];
+/** Concatenates byte chunks and decodes them as UTF-8 (invalid sequences become U+FFFD; a BOM is kept). */
+export function decodeUtf8Chunks(parts: readonly Uint8Array[]): string {
   let total = 0;
-  let prev: number | null = null;
-  for (const id of ids) {
-    const b = tokenStreamBytes(tokenizer, id, prev, skipSpecialTokens);
-    if (b.length > 0 || !(skipSpecialTokens && tokenizer.isSpecial(id))) prev = id;
-    if (b.length > 0) {
-      parts.push(b);
-      total += b.length;
-    }
-  }
+  for (const p of parts) total += p.length;
   const all = new Uint8Array(total);
   let o = 0;
   for (const p of parts) {
@@ -49,6 +40,18 @@ export function decodeWithTokenBytes(tokenizer: Tokenizer, ids: readonly number[
     o += p.length;
   }
   return new TextDecoder('utf-8', { fatal: false, ignoreBOM: true }).decode(all);
+}
+
+/** One-shot decode with exactly the semantics of StreamDecoder. */
+export function decodeWithTokenBytes(tokenizer: Tokenizer, ids: readonly number[], skipSpecialTokens = true): string {
+  const parts: Uint8Array[] = [];
+  let prev: number | null = null;
+  for (const id of ids) {
+    const b = tokenStreamBytes(tokenizer, id, prev, skipSpecialTokens);
+    if (b.length > 0 || !(skipSpecialTokens && tokenizer.isSpecial(id))) prev = id;
+    if (b.length > 0) parts.push(b);
+  }
+  return decodeUtf8Chunks(parts);
 }
 
 export class StreamDecoder {

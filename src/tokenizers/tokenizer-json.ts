@@ -1,25 +1,17 @@
 // HF `tokenizer.json` (+ optional `tokenizer_config.json`) parsing.
 //
-// `detectTokenizerJsonKind` classifies a file; `tokenizerFromJson` dispatches on it. The SentencePiece-BPE kind
-// (model BPE with byte_fallback / "▁" normalizer or Metaspace, no ByteLevel component) is built here into a
-// `SentencePieceBPEConfig`. Other kinds are dispatched through `registerTokenizerJsonFactory` (the byte-level BPE
-// and WordPiece implementations register themselves there); without a registered factory they are
-// UnsupportedError. Every unknown or unsupported component is an UnsupportedError naming the component.
+// `detectTokenizerJsonKind` classifies a file (load.ts `tokenizerFromJson` dispatches on it). The SentencePiece-BPE
+// kind (model BPE with byte_fallback / "▁" normalizer or Metaspace, no ByteLevel component: Llama 2, Mistral,
+// Gemma 3) is built here into a `SentencePieceBPEConfig`. Every unknown or unsupported component is an
+// UnsupportedError naming the component.
 
 import { FormatError, UnsupportedError } from '../errors.js';
-import type { Tokenizer } from './tokenizer.js';
-import { SentencePieceBPETokenizer, type AddedTokenSpec, type MetaspaceSpec, type NormalizerStep, type SentencePieceBPEConfig } from './sentencepiece-bpe.js';
+import { EOS_LIKE_TOKENS } from './tokenizer.js';
+import { addedTokensFromJson } from './added-tokens.js';
+import type { SplitBehavior } from './pretokenize.js';
+import type { MetaspaceSpec, NormalizerStep, PreTokenizerSpec, SentencePieceBPEConfig } from './sentencepiece-bpe.js';
 
 export type TokenizerJsonKind = 'sentencepiece-bpe' | 'byte-level-bpe' | 'wordpiece' | 'unigram';
-
-export type TokenizerJsonFactory = (json: unknown, tokenizerConfig?: unknown) => Tokenizer;
-
-const factories = new Map<TokenizerJsonKind, TokenizerJsonFactory>();
-
-/** Hook for the other tokenizer implementations (byte-level BPE, WordPiece): `tokenizerFromJson` uses it. */
-export function registerTokenizerJsonFactory(kind: TokenizerJsonKind, factory: TokenizerJsonFactory): void {
-  factories.set(kind, factory);
-}
 
 type Obj = Record<string, unknown>;
 const FILE = 'tokenizer.json';
@@ -41,8 +33,9 @@ function hasComponent(v: unknown, t: string): boolean {
   return false;
 }
 
-export function detectTokenizerJsonKind(json: unknown): TokenizerJsonKind {
-  if (!isObj(json) || !isObj(json['model'])) throw new FormatError({ file: FILE, where: 'model', expected: 'an object', found: isObj(json) ? typeof json['model'] : typeof json });
+/** Which implementation a tokenizer.json needs (`file` names it in errors). */
+export function detectTokenizerJsonKind(json: unknown, file = FILE): TokenizerJsonKind {
+  if (!isObj(json) || !isObj(json['model'])) throw new FormatError({ file, where: 'model', expected: 'an object', found: isObj(json) ? typeof json['model'] : typeof json });
   const model = json['model'];
   const type = model['type'] ?? (isObj(model['vocab']) && 'merges' in model ? 'BPE' : undefined);
   switch (type) {
@@ -56,17 +49,8 @@ export function detectTokenizerJsonKind(json: unknown): TokenizerJsonKind {
       }
       return 'sentencepiece-bpe';
     default:
-      throw new UnsupportedError(`${FILE}: model type ${JSON.stringify(type)} is not supported`);
+      throw new UnsupportedError(`${file}: model type ${JSON.stringify(type)} is not supported`);
   }
-}
-
-/** Builds the right Tokenizer for a parsed tokenizer.json. */
-export function tokenizerFromJson(json: unknown, tokenizerConfig?: unknown): Tokenizer {
-  const kind = detectTokenizerJsonKind(json);
-  const f = factories.get(kind);
-  if (f !== undefined) return f(json, tokenizerConfig);
-  if (kind === 'sentencepiece-bpe') return SentencePieceBPETokenizer.fromTokenizerJson(json, tokenizerConfig);
-  throw new UnsupportedError(`${FILE}: ${kind} tokenizers are not supported yet (no implementation registered)`);
 }
 
 // ---------------------------------------------------------------------- SentencePiece-BPE
@@ -110,25 +94,40 @@ function parseMetaspace(o: Obj, where: string): MetaspaceSpec {
   return { replacement, prependScheme: scheme, split };
 }
 
-function parsePreTokenizer(p: unknown, where: string): MetaspaceSpec | null {
-  if (p === null || p === undefined) return null;
+const SPLIT_BEHAVIORS: readonly string[] = ['Isolated', 'Removed', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous'];
+
+/** Pre-tokenizer steps in order (Metaspace and Split, possibly in a Sequence). */
+function parsePreTokenizer(p: unknown, where: string, out: PreTokenizerSpec[]): void {
+  if (p === null || p === undefined) return;
   const t = typeOf(p);
   const o = p as Obj;
-  if (t === 'Metaspace') return parseMetaspace(o, where);
-  if (t === 'Sequence') {
-    const list = o['pretokenizers'];
-    if (!Array.isArray(list)) throw new FormatError({ file: FILE, where: `${where}.pretokenizers`, expected: 'an array', found: typeof list });
-    let m: MetaspaceSpec | null = null;
-    list.forEach((x, i) => {
-      const r = parsePreTokenizer(x, `${where}.pretokenizers[${i}]`);
-      if (r !== null) {
-        if (m !== null) throw new UnsupportedError(`${FILE}: ${where}: more than one Metaspace pre-tokenizer`);
-        m = r;
-      }
-    });
-    return m;
+  switch (t) {
+    case 'Metaspace':
+      if (out.some((s) => s.type === 'metaspace')) throw new UnsupportedError(`${FILE}: ${where}: more than one Metaspace pre-tokenizer`);
+      out.push({ type: 'metaspace', ...parseMetaspace(o, where) });
+      return;
+    case 'Split': {
+      const pat = o['pattern'];
+      let pattern: string;
+      let regex: boolean;
+      if (isObj(pat) && typeof pat['String'] === 'string') [pattern, regex] = [pat['String'], false];
+      else if (isObj(pat) && typeof pat['Regex'] === 'string') [pattern, regex] = [pat['Regex'], true];
+      else throw new FormatError({ file: FILE, where: `${where}.pattern`, expected: '{String} or {Regex}', found: JSON.stringify(pat) });
+      if (pattern === '') throw new UnsupportedError(`${FILE}: ${where}: Split pre-tokenizer with an empty pattern`);
+      const behavior = o['behavior'];
+      if (typeof behavior !== 'string' || !SPLIT_BEHAVIORS.includes(behavior)) throw new UnsupportedError(`${FILE}: ${where}: Split behavior ${JSON.stringify(behavior)}`);
+      out.push({ type: 'split', pattern, regex, behavior: behavior as SplitBehavior, invert: o['invert'] === true });
+      return;
+    }
+    case 'Sequence': {
+      const list = o['pretokenizers'];
+      if (!Array.isArray(list)) throw new FormatError({ file: FILE, where: `${where}.pretokenizers`, expected: 'an array', found: typeof list });
+      list.forEach((x, i) => parsePreTokenizer(x, `${where}.pretokenizers[${i}]`, out));
+      return;
+    }
+    default:
+      throw new UnsupportedError(`${FILE}: ${where}: pre_tokenizer ${t} is not supported for SentencePiece-BPE tokenizers`);
   }
-  throw new UnsupportedError(`${FILE}: ${where}: pre_tokenizer ${t} is not supported for SentencePiece-BPE tokenizers`);
 }
 
 /** Leading spaces the decoder strips from the decoded text (Strip start / Metaspace prepend). */
@@ -234,7 +233,6 @@ export function sentencePieceConfigFromTokenizerJson(json: unknown, tokenizerCon
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 1 << 24) throw new FormatError({ file: FILE, where: `model.vocab[${JSON.stringify(tok)}]`, expected: 'a non-negative integer id', found: String(id) });
     tokens[id] = tok;
   }
-  const added: AddedTokenSpec[] = [];
   const addedList = j['added_tokens'] ?? [];
   if (!Array.isArray(addedList)) throw new FormatError({ file: FILE, where: 'added_tokens', expected: 'an array', found: typeof addedList });
   addedList.forEach((a, i) => {
@@ -243,14 +241,16 @@ export function sentencePieceConfigFromTokenizerJson(json: unknown, tokenizerCon
     if (!Number.isInteger(id) || id < 0 || id > 1 << 24) throw new FormatError({ file: FILE, where: `added_tokens[${i}].id`, expected: 'a non-negative integer', found: String(id) });
     if (tokens[id] !== undefined && tokens[id] !== a['content']) throw new FormatError({ file: FILE, where: `added_tokens[${i}]`, expected: `id ${id} = ${JSON.stringify(tokens[id])} as in model.vocab`, found: JSON.stringify(a['content']) });
     tokens[id] = a['content'];
-    added.push({ id, content: a['content'], special: a['special'] === true, lstrip: a['lstrip'] === true, rstrip: a['rstrip'] === true, singleWord: a['single_word'] === true });
   });
+  const added = addedTokensFromJson(addedList);
+  const addedIds = new Map<string, number>();
+  for (const a of added) if (!addedIds.has(a.content)) addedIds.set(a.content, a.id);
   for (let i = 0; i < tokens.length; i++) if (tokens[i] === undefined) tokens[i] = ''; // holes: never produced
 
   const tokenId = (s: string): number | undefined => {
     const v = vocab[s];
     if (typeof v === 'number') return v;
-    return added.find((a) => a.content === s)?.id;
+    return addedIds.get(s);
   };
 
   // Merges: "a b" strings or [a, b] pairs.
@@ -273,7 +273,9 @@ export function sentencePieceConfigFromTokenizerJson(json: unknown, tokenizerCon
 
   const normalizer: NormalizerStep[] = [];
   parseNormalizer(j['normalizer'], normalizer, 'normalizer');
-  const metaspace = parsePreTokenizer(j['pre_tokenizer'], 'pre_tokenizer');
+  const preTokenizers: PreTokenizerSpec[] = [];
+  parsePreTokenizer(j['pre_tokenizer'], 'pre_tokenizer', preTokenizers);
+  const metaspace = preTokenizers.find((p): p is PreTokenizerSpec & { type: 'metaspace' } => p.type === 'metaspace') ?? null;
   const replacement = metaspace?.replacement ?? '▁';
   const strip = parseDecoder(j['decoder'], 'decoder', replacement);
 
@@ -295,12 +297,15 @@ export function sentencePieceConfigFromTokenizerJson(json: unknown, tokenizerCon
   if (typeof cfg['add_eos_token'] === 'boolean') suffix = cfg['add_eos_token'] && eosId !== null ? [eosId] : [];
 
   const specialIds = added.filter((a) => a.special).map((a) => a.id);
+  const eosIds = new Set<number>(eosId === null ? [] : [eosId]);
+  for (const a of added) if (a.special && EOS_LIKE_TOKENS.includes(a.content)) eosIds.add(a.id);
   return {
     name: 'tokenizer.json SentencePiece-BPE',
     tokens,
     merges,
     bosId,
     eosId,
+    eosIds: [...eosIds],
     unkId,
     addBos: prefix.length > 0,
     addEos: suffix.length > 0,
@@ -310,7 +315,7 @@ export function sentencePieceConfigFromTokenizerJson(json: unknown, tokenizerCon
     addedTokens: added,
     specialIds,
     normalizer,
-    ...(metaspace !== null ? { metaspace } : {}),
+    preTokenizers,
     fuseUnk: model['fuse_unk'] === true,
     ignoreMerges: model['ignore_merges'] === true,
     prefixIds: prefix,

@@ -31,3 +31,11 @@ export interface Tokenizer {
    */
   tokenBytes(id: number, prevId: number | null): Uint8Array;
 }
+
+/**
+ * Token texts that end a sequence wherever a vocabulary has them as special tokens; tokenizers report them in
+ * `eosIds` next to the configured EOS (Llama 3 <|eot_id|>, Qwen <|im_end|>, Gemma <end_of_turn>, ...).
+ */
+export const EOS_LIKE_TOKENS: readonly string[] = [
+  '<|endoftext|>', '<|end_of_text|>', '<|eot_id|>', '<|eom_id|>', '<|im_end|>', '</s>', '<|end|>', '<eos>', '<end_of_turn>',
+];

@@ -301,15 +301,12 @@ export class TrainGraph {
     this.gemm = o.gemm ?? jsGemm;
     this.params = modelParams(config);
     this.lossId = this.graph.outputs.get('loss')!;
-    const ng = new Uint8Array(this.graph.nodes.length);
+    this.needsGrad = gradientMask(this.graph);
     for (const n of this.graph.nodes) {
-      if (n.op === 'param') ng[n.id] = 1;
-      else if (n.op !== 'input' && n.op !== 'state') ng[n.id] = n.inputs.some((i) => ng[i] === 1) ? 1 : 0;
-      if (ng[n.id] === 1 && n.op !== 'param' && BACKWARD[n.op] === undefined) {
+      if (this.needsGrad[n.id] === 1 && n.op !== 'param' && BACKWARD[n.op] === undefined) {
         throw new Error(`op "${n.op}" has no backward rule (node ${n.id})`);
       }
     }
-    this.needsGrad = ng;
   }
 
   /** Runs the forward pass; returns every node's value (ids/targets: one sequence, positions 0..T-1). */
@@ -324,15 +321,7 @@ export class TrainGraph {
       if (p === undefined) throw new Error(`parameter "${name}" is missing`);
       return p;
     };
-    if (this.precision === 'f64') {
-      const vals: TrainValue[] = new Array(this.graph.nodes.length);
-      for (const n of this.graph.nodes) {
-        if (n.op === 'param') vals[n.id] = param((n as Node<'param'>).attrs.name);
-        else if (n.op === 'input') vals[n.id] = inputs[(n as Node<'input'>).attrs.name]!;
-        else vals[n.id] = genericForward(n, n.inputs.map((i) => vals[i]!), this.gemm);
-      }
-      return vals;
-    }
+    if (this.precision === 'f64') return forwardGeneric(this.graph, params, inputs, this.gemm);
     const tensors = new Map<string, HostTensor>();
     const ctx: ExecContext = {
       weight: (name) => {
@@ -375,39 +364,76 @@ export class TrainGraph {
    */
   accumulateGradients(params: ReadonlyMap<string, Arr>, ids: Int32Array, targets: Int32Array, seed: number, grads: Map<string, Arr>): number {
     const vals = this.forward(params, ids, targets, true);
-    const nodes = this.graph.nodes;
     const loss = vals[this.lossId] as Arr;
-    const g: (Arr | undefined)[] = new Array(nodes.length);
     const seedArr = zerosLike(loss, 1);
     seedArr[0] = seed;
-    g[this.lossId] = seedArr;
-    for (let id = nodes.length - 1; id >= 0; id--) {
-      const node = nodes[id]!;
-      const dy = g[id];
-      if (dy === undefined || node.op === 'param') continue;
-      g[id] = undefined;
-      const out = vals[id] as Arr;
-      const gradOf: GradOf = (i) => {
-        const src = node.inputs[i]!;
-        if (this.needsGrad[src] !== 1) return null;
-        const sn = nodes[src]!;
-        if (sn.op === 'param') {
-          const name = (sn as Node<'param'>).attrs.name;
-          const buf = grads.get(name);
-          if (buf === undefined) throw new Error(`no gradient buffer for parameter "${name}"`);
-          return buf;
-        }
-        let b = g[src];
-        if (b === undefined) {
-          b = zerosLike(dy, (vals[src] as Arr).length);
-          g[src] = b;
-        }
-        return b;
-      };
-      BACKWARD[node.op]!(node, node.inputs.map((i) => vals[i]!), out, dy, gradOf, this.gemm);
-      // Activations this node consumed stay until every consumer ran; free the node's own value.
-      vals[id] = undefined as unknown as TrainValue;
-    }
+    backwardPass(this.graph, vals, new Map([[this.lossId, seedArr]]), grads, this.gemm, this.needsGrad);
     return loss[0]!;
+  }
+}
+
+/** Which nodes depend on a parameter (and so need a gradient). */
+export function gradientMask(graph: Graph): Uint8Array {
+  const ng = new Uint8Array(graph.nodes.length);
+  for (const n of graph.nodes) {
+    if (n.op === 'param') ng[n.id] = 1;
+    else if (n.op !== 'input' && n.op !== 'state') ng[n.id] = n.inputs.some((i) => ng[i] === 1) ? 1 : 0;
+  }
+  return ng;
+}
+
+/** Runs every node with the generic (float32/float64) forward; params and inputs by name. */
+export function forwardGeneric(graph: Graph, params: ReadonlyMap<string, Arr>, inputs: Record<string, Int32Array>, gemm: GemmKernels = jsGemm): TrainValue[] {
+  const vals: TrainValue[] = new Array(graph.nodes.length);
+  for (const n of graph.nodes) {
+    if (n.op === 'param') {
+      const p = params.get((n as Node<'param'>).attrs.name);
+      if (p === undefined) throw new Error(`parameter "${(n as Node<'param'>).attrs.name}" is missing`);
+      vals[n.id] = p;
+    } else if (n.op === 'input') {
+      const v = inputs[(n as Node<'input'>).attrs.name];
+      if (v === undefined) throw new Error(`graph input "${(n as Node<'input'>).attrs.name}" was not fed`);
+      vals[n.id] = v;
+    } else vals[n.id] = genericForward(n, n.inputs.map((i) => vals[i]!), gemm);
+  }
+  return vals;
+}
+
+/**
+ * Reverse pass over `graph` given every forward value: `seeds` maps node ids to d objective / d value.
+ * Parameter gradients are added into `grads` by parameter name (tied uses accumulate).
+ */
+export function backwardPass(
+  graph: Graph, vals: TrainValue[], seeds: ReadonlyMap<number, Arr>, grads: Map<string, Arr>,
+  gemm: GemmKernels = jsGemm, needsGrad: Uint8Array = gradientMask(graph),
+): void {
+  const nodes = graph.nodes;
+  const g: (Arr | undefined)[] = new Array(nodes.length);
+  for (const [id, s] of seeds) g[id] = s;
+  for (let id = nodes.length - 1; id >= 0; id--) {
+    const node = nodes[id]!;
+    const dy = g[id];
+    if (dy === undefined || node.op === 'param') continue;
+    g[id] = undefined;
+    const rule = BACKWARD[node.op];
+    if (rule === undefined) throw new Error(`op "${node.op}" has no backward rule (node ${node.id})`);
+    const gradOf: GradOf = (i) => {
+      const src = node.inputs[i]!;
+      if (needsGrad[src] !== 1) return null;
+      const sn = nodes[src]!;
+      if (sn.op === 'param') {
+        const name = (sn as Node<'param'>).attrs.name;
+        const buf = grads.get(name);
+        if (buf === undefined) throw new Error(`no gradient buffer for parameter "${name}"`);
+        return buf;
+      }
+      let b = g[src];
+      if (b === undefined) {
+        b = zerosLike(dy, (vals[src] as Arr).length);
+        g[src] = b;
+      }
+      return b;
+    };
+    rule(node, node.inputs.map((i) => vals[i]!), vals[id] as Arr, dy, gradOf, gemm);
   }
 }

@@ -146,7 +146,7 @@ export class LossScaler {
     outer: for (const g of grads.values()) {
       for (let i = 0; i < g.length; i++) {
         const x = g[i]!;
-        if (!(Math.abs(x) <= lim)) {
+        if (!(Math.abs(x) <= lim) || !Number.isFinite(x)) {
           overflow = true;
           break outer;
         }

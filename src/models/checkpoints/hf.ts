@@ -24,6 +24,13 @@ const CLASS_TO_TYPE: Record<string, string> = {
 };
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
+/** The BOS id and EOS ids a checkpoint declares (generation_config.json first, then config.json). */
+export function declaredSpecialIds(raw: Record<string, unknown>, generation: Record<string, unknown> | null): { bosId: number | null; eosIds: number[] } {
+  const gen = generation ?? {};
+  const bos = gen['bos_token_id'] ?? raw['bos_token_id'];
+  return { bosId: typeof bos === 'number' ? bos : null, eosIds: idList(gen['eos_token_id'] ?? raw['eos_token_id']) };
+}
+
 function idList(v: unknown): number[] {
   if (typeof v === 'number') return [v];
   if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
@@ -53,8 +60,6 @@ export function planHF(dir: string): CheckpointPlan {
     tensorFor.set(p, config.model_type === 'gpt2' && !source.has(p) && source.has(bare) ? bare : p);
     if (config.model_type === 'gpt2' && CONV1D.test(p)) transposed.add(p);
   }
-  const gen = generation ?? {};
-  const bos = gen['bos_token_id'] ?? raw['bos_token_id'];
   return {
     format: 'safetensors',
     architecture: config.model_type,
@@ -62,7 +67,6 @@ export function planHF(dir: string): CheckpointPlan {
     source,
     tensorFor,
     transposed,
-    bosId: typeof bos === 'number' ? bos : null,
-    eosIds: idList(gen['eos_token_id'] ?? raw['eos_token_id']),
+    ...declaredSpecialIds(raw, generation),
   };
 }

@@ -22,7 +22,7 @@ export interface CheckpointPlan {
 }
 
 /** Fails with the parameter and file when a parameter's tensor is missing or has the wrong shape. */
-export function checkPlan(plan: CheckpointPlan, params: Map<string, number[]>): void {
+export function checkPlan(plan: Omit<CheckpointPlan, 'config'>, params: Map<string, number[]>): void {
   const infos = new Map(plan.source.list().map((t) => [t.name, t]));
   for (const [param, shape] of params) {
     const name = plan.tensorFor.get(param);

@@ -1,0 +1,579 @@
+// The WebAssembly backend: SIMD kernels (AssemblyScript, ./assembly) over one shared WebAssembly.Memory.
+//
+// Memory layout (all 64-byte aligned, above the module's static area):
+//   - persistent region, bump-allocated with exact-size free lists: weights (copied in once per HostTensor,
+//     cached by tensor identity), f32 copies of small non-f32 weights (norm vectors), and mirrors of the
+//     session's state buffers (the KV cache lives here, so attention never copies it per step);
+//   - the activation arena: a list of chunks (taken from the persistent region once, reused forever),
+//     reset at the start of every graph run (Backend.beginRun). Kernel outputs are Dense values whose
+//     Float32Array views point into the arena; graph outputs are copied out to plain JS arrays so they
+//     survive the next run. Inputs computed elsewhere (plain JS arrays) are copied into the arena.
+// The memory is shared (SharedArrayBuffer: never detached, so old views stay valid) and grows on demand;
+// new views are made from the current buffer after every grow. Single thread for now: a later phase runs
+// the same kernels in worker threads over this memory.
+
+import * as v8 from 'node:v8';
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Backend, Dense, ExecContext, KernelTable, RunOptions, Value } from '../backend.js';
+import { dense } from '../backend.js';
+import type { Graph, Node } from '../../graph/graph.js';
+import type { OpAttrs, OpName } from '../../graph/ops.js';
+import { DTYPE_LAYOUT, type DType, type HostTensor } from '../../formats/tensor.js';
+import { asF32 } from '../reference/weights.js';
+import './webassembly.js';
+
+/** dtype codes of the kernels (assembly/matmul.ts). */
+const DT_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 5, q6_k: 6 };
+
+interface Exports {
+  heap_base(): number;
+  deq_row(dt: number, src: number, K: number, dst: number): void;
+  deq_matrix_row(dt: number, w: number, row: number, K: number, dst: number): void;
+  gemv_f32(w: number, x: number, y: number, N: number, K: number): void;
+  gemv_f16(w: number, x: number, y: number, N: number, K: number): void;
+  gemv_bf16(w: number, x: number, y: number, N: number, K: number): void;
+  gemm_f32(x: number, w: number, y: number, T: number, N: number, K: number, NB: number): void;
+  gemm_deq(dt: number, x: number, w: number, y: number, T: number, N: number, K: number, panel: number, NB: number): void;
+  quant_q8(x: number, K: number, xq: number, xd: number, xs: number): void;
+  gemv_q8_0(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
+  gemv_q4_0(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
+  gemv_q4_k(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
+  gemv_q6_k(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
+  binop(op: number, a: number, b: number, out: number, n: number, m: number): void;
+  unop(op: number, x: number, out: number, n: number): void;
+  rmsnorm(x: number, w: number, out: number, total: number, G: number, eps: number): void;
+  layernorm(x: number, w: number, b: number, out: number, T: number, D: number, eps: number): void;
+  rope(x: number, out: number, cs: number, T: number, W: number, hd: number, rd: number, neox: number): void;
+  attention(q: number, k: number, v: number, out: number, pos: number, T: number, S: number, H: number, KVH: number, hd: number, causal: number, scale: number, scores: number): void;
+  argmax(x: number, n: number): number;
+}
+
+export interface WasmBackendOptions {
+  /** Use the relaxed-SIMD build: true requires it, false never, 'auto' (default) when this V8 validates it. */
+  relaxed?: boolean | 'auto';
+  /** Maximum memory in 64 KiB pages (default 65536 = 4 GiB, the wasm32 limit). */
+  maxPages?: number;
+}
+
+export interface WasmBackend extends Backend {
+  readonly name: 'wasm';
+  /** Whether the relaxed-SIMD kernels are in use. */
+  readonly relaxed: boolean;
+  readonly memory: WebAssembly.Memory;
+  /** The raw kernel exports (byte offsets into `memory`), for benchmarks and the later threaded phase. */
+  readonly exports: Exports;
+  /** Copies weights into wasm memory now (load time) instead of at first use. */
+  uploadWeights(tensors: Iterable<HostTensor>): void;
+  beginRun(graph: Graph, options: RunOptions): void;
+  /** Index of the first largest value (greedy sampling); copies `x` in when it is not in wasm memory. */
+  argmax(x: Float32Array): number;
+  /** Bytes in use: persistent (weights, states), arena capacity, and the memory's size. */
+  stats(): { persistentBytes: number; arenaBytes: number; memoryBytes: number };
+  /** Allocates persistent wasm memory (64-byte aligned) and returns its byte offset (benchmarks, tests). */
+  alloc(bytes: number): number;
+  /** A Float32Array view of `n` floats at byte offset `ptr` over the current buffer. */
+  f32View(ptr: number, n: number): Float32Array;
+}
+
+const ALIGN = 64;
+const PAGE = 65536;
+const CHUNK = 4 << 20;
+
+function align(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
+}
+
+const moduleCache = new Map<string, Promise<WebAssembly.Module>>();
+
+function wasmPath(name: string): string {
+  // this file compiles to dist/src/backends/wasm/index.js; the kernels are in dist/wasm/
+  return fileURLToPath(new URL(`../../../wasm/${name}`, import.meta.url));
+}
+
+let relaxedFlagSet = false;
+
+/** Whether this V8 accepts the relaxed-SIMD build (sets --experimental-wasm-relaxed-simd once). */
+export function relaxedSimdAvailable(): boolean {
+  if (!relaxedFlagSet) {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    relaxedFlagSet = true;
+  }
+  try {
+    return WebAssembly.validate(fs.readFileSync(wasmPath('kernels-relaxed.wasm')));
+  } catch {
+    return false;
+  }
+}
+
+function compile(name: string): Promise<WebAssembly.Module> {
+  let p = moduleCache.get(name);
+  if (p === undefined) {
+    p = WebAssembly.compile(fs.readFileSync(wasmPath(name)));
+    moduleCache.set(name, p);
+  }
+  return p;
+}
+
+/** The heap: persistent allocations (bump + exact-size free lists) and the per-run arena. */
+class Heap {
+  u8!: Uint8Array;
+  f32!: Float32Array;
+  i32!: Int32Array;
+  /** Every SharedArrayBuffer this memory has handed out (one per grow): a Dense is resident when its buffer is one. */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  private top: number;
+  private readonly free = new Map<number, number[]>();
+  persistentBytes = 0;
+  private readonly chunks: { base: number; size: number }[] = [];
+  private chunk = 0;
+  private off = 0;
+
+  constructor(readonly memory: WebAssembly.Memory, base: number, private readonly maxPages: number) {
+    this.top = align(Math.max(base, 1024));
+    this.refresh();
+  }
+
+  refresh(): void {
+    const buf = this.memory.buffer;
+    this.buffers.add(buf);
+    this.u8 = new Uint8Array(buf);
+    this.f32 = new Float32Array(buf);
+    this.i32 = new Int32Array(buf);
+  }
+
+  resident(a: Float32Array | Int32Array | Uint8Array): boolean {
+    return this.buffers.has(a.buffer);
+  }
+
+  private ensure(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end <= have) return;
+    const havePages = have / PAGE;
+    const needPages = Math.ceil(end / PAGE);
+    if (needPages > this.maxPages) throw new RangeError(`wasm backend: ${end} bytes exceed the memory limit of ${this.maxPages * PAGE} bytes`);
+    const want = Math.min(this.maxPages, Math.max(needPages, Math.ceil(havePages * 1.25)));
+    this.memory.grow(want - havePages);
+    this.refresh();
+  }
+
+  alloc(bytes: number): number {
+    const size = align(Math.max(bytes, 1));
+    const list = this.free.get(size);
+    if (list !== undefined && list.length > 0) {
+      this.persistentBytes += size;
+      return list.pop()!;
+    }
+    const p = this.top;
+    this.ensure(p + size);
+    this.top = p + size;
+    this.persistentBytes += size;
+    return p;
+  }
+
+  release(ptr: number, bytes: number): void {
+    const size = align(Math.max(bytes, 1));
+    let list = this.free.get(size);
+    if (list === undefined) this.free.set(size, (list = []));
+    list.push(ptr);
+    this.persistentBytes -= size;
+  }
+
+  resetArena(): void {
+    this.chunk = 0;
+    this.off = 0;
+  }
+
+  get arenaBytes(): number {
+    return this.chunks.reduce((a, c) => a + c.size, 0);
+  }
+
+  /** Per-run scratch: valid until the next resetArena. */
+  arena(bytes: number): number {
+    const size = align(Math.max(bytes, 1));
+    while (this.chunk < this.chunks.length) {
+      const c = this.chunks[this.chunk]!;
+      if (this.off + size <= c.size) {
+        const p = c.base + this.off;
+        this.off += size;
+        return p;
+      }
+      this.chunk++;
+      this.off = 0;
+    }
+    const csize = Math.max(CHUNK, size);
+    const base = this.alloc(csize);
+    this.persistentBytes -= align(csize); // arena chunks are counted in arenaBytes
+    this.chunks.push({ base, size: csize });
+    this.chunk = this.chunks.length - 1;
+    this.off = size;
+    return base;
+  }
+}
+
+function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function shapeOfValue(v: Value): readonly number[] {
+  return v.kind === 'dense' ? v.shape : v.tensor.shape;
+}
+
+/** Panel height for GEMM on non-f32 weights: NB rows of K f32 ~ 256 KiB (L2-resident), even, 2..64. */
+function panelRows(K: number): number {
+  return Math.max(2, Math.min(64, Math.floor(65536 / K) & ~1));
+}
+
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  const want = opts.relaxed ?? 'auto';
+  let relaxed = false;
+  if (want !== false) {
+    relaxed = relaxedSimdAvailable();
+    if (want === true && !relaxed) throw new Error('wasm backend: relaxed SIMD is not available in this runtime');
+  }
+  const mod = await compile(relaxed ? 'kernels-relaxed.wasm' : 'kernels-simd.wasm');
+  const maxPages = opts.maxPages ?? 65536;
+  const memory = new WebAssembly.Memory({ initial: 32, maximum: maxPages, shared: true });
+  const instance = await WebAssembly.instantiate(mod, { env: { memory } });
+  const ex = instance.exports as unknown as Exports;
+  const heap = new Heap(memory, Math.max(ex.heap_base(), 65536), maxPages);
+
+  // ---- weights and states --------------------------------------------------------------------
+  const weightPtr = new WeakMap<HostTensor, number>();
+  const vecPtr = new WeakMap<HostTensor, number>();
+  const stateMirror = new WeakMap<Float32Array, Float32Array>();
+  const reclaim = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => heap.release(ptr, bytes));
+
+  function uploadTensor(t: HostTensor): number {
+    let p = weightPtr.get(t);
+    if (p === undefined) {
+      p = heap.alloc(t.data.byteLength);
+      heap.u8.set(t.data, p);
+      weightPtr.set(t, p);
+      reclaim.register(t, { ptr: p, bytes: t.data.byteLength });
+    }
+    return p;
+  }
+
+  /** An f32 copy of a (small) weight of any dtype, for norms and biases. */
+  function vectorPtr(t: HostTensor): number {
+    if (t.dtype === 'f32') return uploadTensor(t);
+    let p = vecPtr.get(t);
+    if (p === undefined) {
+      const f = asF32({ kind: 'weight', tensor: t });
+      p = heap.alloc(f.byteLength);
+      heap.f32.set(f, p >> 2);
+      vecPtr.set(t, p);
+      reclaim.register(t, { ptr: p, bytes: f.byteLength });
+    }
+    return p;
+  }
+
+  // ---- per-run state ---------------------------------------------------------------------------
+  let outputIds = new Set<number>();
+  let copyAll = false;
+
+  function view(ptr: number, n: number): Float32Array {
+    return new Float32Array(heap.u8.buffer, ptr, n);
+  }
+
+  /** Byte offset of an f32 value in wasm memory (copied into the arena when it lives in JS memory). */
+  function f32In(v: Value): number {
+    if (v.kind === 'weight') return vectorPtr(v.tensor);
+    const d = v.data;
+    if (!(d instanceof Float32Array)) throw new Error('wasm backend: expected an f32 value, got i32');
+    if (heap.resident(d)) return d.byteOffset;
+    const p = heap.arena(d.byteLength);
+    heap.f32.set(d, p >> 2);
+    return p;
+  }
+
+  function i32In(v: Value): number {
+    if (v.kind !== 'dense' || !(v.data instanceof Int32Array)) throw new Error('wasm backend: expected an i32 value');
+    const d = v.data;
+    if (heap.resident(d)) return d.byteOffset;
+    const p = heap.arena(d.byteLength);
+    heap.i32.set(d, p >> 2);
+    return p;
+  }
+
+  function out(node: Node): number {
+    return heap.arena(numel(node.shape) * 4);
+  }
+
+  /** The result of `node` at ptr: an arena view, or a JS copy when the value must outlive the run. */
+  function done(node: Node, ptr: number): Dense {
+    const v = view(ptr, numel(node.shape));
+    return dense(node.shape, copyAll || outputIds.has(node.id) ? v.slice() : v);
+  }
+
+  // ---- matmul ----------------------------------------------------------------------------------
+  function matmul(node: Node<'matmul'>, [xv, wv]: Value[]): Value {
+    const [T, K] = shapeOfValue(xv!) as [number, number];
+    const N = shapeOfValue(wv!)[0]!;
+    const x = f32In(xv!);
+    let dtype: DType = 'f32';
+    let w: number;
+    if (wv!.kind === 'weight') {
+      dtype = wv!.tensor.dtype;
+      w = uploadTensor(wv!.tensor);
+    } else {
+      w = f32In(wv!);
+    }
+    const y = out(node);
+    const dt = DT_CODE[dtype];
+    if (T < 4) {
+      for (let t = 0; t < T; t++) gemvRow(dtype, w, x + t * K * 4, y + t * N * 4, N, K);
+    } else if (dtype === 'f32') {
+      ex.gemm_f32(x, w, y, T, N, K, panelRows(K));
+    } else {
+      const NB = panelRows(K);
+      const panel = heap.arena(NB * K * 4);
+      ex.gemm_deq(dt, x, w, y, T, N, K, panel, NB);
+    }
+    return done(node, y);
+  }
+
+  function gemvRow(dtype: DType, w: number, x: number, y: number, N: number, K: number): void {
+    switch (dtype) {
+      case 'f32': return ex.gemv_f32(w, x, y, N, K);
+      case 'f16': return ex.gemv_f16(w, x, y, N, K);
+      case 'bf16': return ex.gemv_bf16(w, x, y, N, K);
+      default: {
+        const nb = K / 32;
+        const xq = heap.arena(K);
+        const xd = heap.arena(nb * 4);
+        const xs = heap.arena(nb * 4);
+        ex.quant_q8(x, K, xq, xd, xs);
+        if (dtype === 'q8_0') ex.gemv_q8_0(w, xq, xd, y, N, K);
+        else if (dtype === 'q4_0') ex.gemv_q4_0(w, xq, xd, xs, y, N, K);
+        else if (dtype === 'q4_k') ex.gemv_q4_k(w, xq, xd, xs, y, N, K);
+        else ex.gemv_q6_k(w, xq, xd, y, N, K);
+      }
+    }
+  }
+
+  // ---- rope tables -----------------------------------------------------------------------------
+  const invFreqCache = new WeakMap<object, Float64Array>();
+  function invFreqOf(a: OpAttrs['rope']): Float64Array {
+    let f = invFreqCache.get(a);
+    if (f === undefined) {
+      const rd = a.rotaryDim ?? a.headDim;
+      const half = rd / 2;
+      f = new Float64Array(half);
+      for (let i = 0; i < half; i++) f[i] = a.invFreq !== undefined ? a.invFreq[i]! : Math.pow(a.theta, (-2 * i) / rd);
+      invFreqCache.set(a, f);
+    }
+    return f;
+  }
+
+  // ---- kernels ---------------------------------------------------------------------------------
+  const kernels: KernelTable = {
+    state: (node, _in, ctx: ExecContext) => {
+      const host = ctx.state(node.attrs.name, node.shape);
+      let m = stateMirror.get(host);
+      if (m === undefined) {
+        const p = heap.alloc(host.byteLength);
+        heap.f32.set(host, p >> 2);
+        m = view(p, host.length);
+        stateMirror.set(host, m);
+        reclaim.register(host, { ptr: p, bytes: host.byteLength });
+      }
+      return dense(node.shape, m);
+    },
+
+    embedding: (node, [table, ids]) => {
+      const [V, D] = shapeOfValue(table!) as [number, number];
+      const idv = (ids as Dense).data as Int32Array;
+      const y = out(node);
+      const src = table!.kind === 'weight' ? uploadTensor(table!.tensor) : f32In(table!);
+      const dt = table!.kind === 'weight' ? DT_CODE[table!.tensor.dtype] : 0;
+      for (let t = 0; t < idv.length; t++) {
+        const id = idv[t]!;
+        if (id < 0 || id >= V) throw new RangeError(`embedding: token id ${id} is outside the vocabulary (0..${V - 1})`);
+        ex.deq_matrix_row(dt, src, id, D, y + t * D * 4);
+      }
+      return done(node, y);
+    },
+
+    matmul,
+
+    add: (node, [a, b]) => {
+      const y = out(node);
+      ex.binop(0, f32In(a!), f32In(b!), y, numel(node.shape), numel(shapeOfValue(b!)));
+      return done(node, y);
+    },
+    mul: (node, [a, b]) => {
+      const y = out(node);
+      ex.binop(1, f32In(a!), f32In(b!), y, numel(node.shape), numel(shapeOfValue(b!)));
+      return done(node, y);
+    },
+
+    rmsnorm: (node, [x, w]) => {
+      const y = out(node);
+      ex.rmsnorm(f32In(x!), f32In(w!), y, numel(node.shape), numel(shapeOfValue(w!)), node.attrs.eps);
+      return done(node, y);
+    },
+
+    layernorm: (node, [x, w, b]) => {
+      const [T, D] = node.shape as [number, number];
+      const y = out(node);
+      ex.layernorm(f32In(x!), f32In(w!), f32In(b!), y, T, D, node.attrs.eps);
+      return done(node, y);
+    },
+
+    rope: (node, [x, p]) => {
+      const a = node.attrs;
+      const [T, W] = node.shape as [number, number];
+      const rd = a.rotaryDim ?? a.headDim;
+      const half = rd / 2;
+      const inv = invFreqOf(a);
+      const pos = (p as Dense).data as Int32Array;
+      const cs = heap.arena(T * half * 8);
+      const f = heap.f32;
+      for (let t = 0; t < T; t++) {
+        const o = (cs >> 2) + t * half * 2;
+        const pt = pos[t]!;
+        for (let i = 0; i < half; i++) {
+          const ang = pt * inv[i]!;
+          f[o + 2 * i] = Math.cos(ang);
+          f[o + 2 * i + 1] = Math.sin(ang);
+        }
+      }
+      const y = out(node);
+      ex.rope(f32In(x!), y, cs, T, W, a.headDim, rd, a.style === 'neox' ? 1 : 0);
+      return done(node, y);
+    },
+
+    attention: (node, [q, k, v, p]) => {
+      const a = node.attrs;
+      const T = node.shape[0]!;
+      const S = shapeOfValue(k!)[0]!;
+      const pos = (p as Dense).data as Int32Array;
+      if (a.causal) {
+        for (let t = 0; t < T; t++) {
+          if (pos[t]! >= S) throw new RangeError(`attention: position ${pos[t]} is outside the ${S} keys`);
+          if (pos[t]! < 0) throw new RangeError(`attention: position ${pos[t]} is negative`);
+        }
+      }
+      const y = out(node);
+      const scores = heap.arena(S * 4);
+      ex.attention(f32In(q!), f32In(k!), f32In(v!), y, i32In(p!), T, S, a.nHeads, a.nKvHeads, a.headDim, a.causal ? 1 : 0, a.scale, scores);
+      return done(node, y);
+    },
+
+    kv_write: (_node, [c, x, p]) => {
+      const cache = c as Dense;
+      const [S, C] = cache.shape as [number, number];
+      const cp = (cache.data as Float32Array).byteOffset;
+      const xp = f32In(x!);
+      const pos = (p as Dense).data as Int32Array;
+      for (let t = 0; t < pos.length; t++) {
+        const r = pos[t]!;
+        if (r < 0 || r >= S) throw new RangeError(`kv_write: position ${r} is outside the cache of ${S} rows`);
+        heap.u8.copyWithin(cp + r * C * 4, xp + t * C * 4, xp + (t + 1) * C * 4);
+      }
+      return cache;
+    },
+
+    silu: (node, [x]) => {
+      const y = out(node);
+      ex.unop(0, f32In(x!), y, numel(node.shape));
+      return done(node, y);
+    },
+    gelu_tanh: (node, [x]) => {
+      const y = out(node);
+      ex.unop(1, f32In(x!), y, numel(node.shape));
+      return done(node, y);
+    },
+    gelu_erf: (node, [x]) => {
+      const y = out(node);
+      ex.unop(2, f32In(x!), y, numel(node.shape));
+      return done(node, y);
+    },
+
+    slice_rows: (node, [x]) => {
+      const C = shapeOfValue(x!)[1]!;
+      const { start, count } = node.attrs;
+      const xp = f32In(x!);
+      if (copyAll || outputIds.has(node.id)) return dense(node.shape, view(xp + start * C * 4, count * C).slice());
+      return dense(node.shape, view(xp + start * C * 4, count * C)); // a view: no copy
+    },
+    slice_cols: (node, [x]) => {
+      const [T, C] = shapeOfValue(x!) as [number, number];
+      const { start, count } = node.attrs;
+      const xp = f32In(x!);
+      const y = out(node);
+      for (let t = 0; t < T; t++) heap.u8.copyWithin(y + t * count * 4, xp + (t * C + start) * 4, xp + (t * C + start + count) * 4);
+      return done(node, y);
+    },
+  };
+
+  const isF32 = (v: Value | undefined): boolean => v !== undefined && (v.kind === 'weight' || v.data instanceof Float32Array);
+
+  function supports(node: Node, inputs: Value[]): boolean {
+    const op: OpName = node.op;
+    switch (op) {
+      case 'matmul': {
+        const [x, w] = inputs;
+        if (!isF32(x) || x!.kind !== 'dense') return false;
+        if (w!.kind === 'dense') return w!.data instanceof Float32Array;
+        const t = w!.tensor;
+        const K = node.shape.length === 2 ? shapeOfValue(x!)[1]! : 0;
+        return t.shape.length === 2 && DT_CODE[t.dtype] !== undefined && K % DTYPE_LAYOUT[t.dtype].blockElems === 0;
+      }
+      case 'embedding': {
+        const t = inputs[0]!;
+        if (t.kind === 'dense') return t.data instanceof Float32Array;
+        return t.tensor.shape.length === 2 && DT_CODE[t.tensor.dtype] !== undefined && t.tensor.shape[1]! % DTYPE_LAYOUT[t.tensor.dtype].blockElems === 0;
+      }
+      case 'kv_write': {
+        const c = inputs[0]!;
+        return c.kind === 'dense' && c.data instanceof Float32Array && heap.resident(c.data) && isF32(inputs[1]);
+      }
+      case 'state':
+        return true;
+      case 'rope':
+      case 'silu':
+      case 'gelu_tanh':
+      case 'gelu_erf':
+      case 'slice_rows':
+      case 'slice_cols':
+        return isF32(inputs[0]);
+      case 'attention':
+        return isF32(inputs[0]) && isF32(inputs[1]) && isF32(inputs[2]);
+      default:
+        return inputs.every((v) => isF32(v));
+    }
+  }
+
+  const backend: WasmBackend = {
+    name: 'wasm',
+    relaxed,
+    memory,
+    exports: ex,
+    kernels,
+    supports,
+    beginRun(graph: Graph, options: RunOptions) {
+      heap.resetArena();
+      outputIds = new Set(graph.outputs.values());
+      copyAll = options.retain !== undefined;
+    },
+    uploadWeights(tensors: Iterable<HostTensor>) {
+      for (const t of tensors) uploadTensor(t);
+    },
+    argmax(x: Float32Array): number {
+      if (heap.resident(x)) return ex.argmax(x.byteOffset, x.length);
+      heap.resetArena(); // between runs only: the arena holds nothing that outlives a run
+      const p = heap.arena(x.byteLength);
+      heap.f32.set(x, p >> 2);
+      return ex.argmax(p, x.length);
+    },
+    stats: () => ({ persistentBytes: heap.persistentBytes, arenaBytes: heap.arenaBytes, memoryBytes: memory.buffer.byteLength }),
+    alloc: (bytes: number) => heap.alloc(bytes),
+    f32View: (ptr: number, n: number) => view(ptr, n),
+  };
+  return backend;
+}

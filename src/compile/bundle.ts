@@ -1,0 +1,258 @@
+// The ANE bundle: compile a loaded model into MIL programs + weight blobs + manifest (with the plan),
+// write it to a directory, and load it back (parsing every .mil and resolving BLOBFILE constants).
+//
+//   DIR/manifest.json        model, buckets, programs (inputs/outputs, shapes, IOSurface sizes), weights, plan
+//   DIR/<program>.mil        one MIL program per (program group, bucket)
+//   DIR/weights/*.bin        weight blobs (one tensor per file, shared by all buckets)
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RistrettoError } from '../errors.js';
+import { readTensorAsF32 } from '../formats/dtypes/index.js';
+import type { HostTensor } from '../formats/tensor.js';
+import { buildGraph, type ModelConfig } from '../models/index.js';
+import { buildBlob } from './blob.js';
+import { lowerProgram, type IoDesc, type LoweredProgram, type NormLowering, type WeightRegistry } from './lower-ane.js';
+import { SPEC_OPS } from './mil/ast.js';
+import { emitProgram } from './mil/emit.js';
+import { MilInterpreter } from './mil/interp.js';
+import { parseMil } from './mil/parse.js';
+import { calibrateFp16, type Fp16Report } from './passes/calibrate.js';
+import { partitionGraph, type Partition } from './passes/partition.js';
+import { ioSurface, makePlan, type Plan } from './plan.js';
+
+export const BUNDLE_FORMAT = 'ristretto-ane-bundle';
+
+export interface CompileOptions {
+  buckets: number[];
+  norm?: NormLowering;
+  /** 0: split attention/FFN programs; N: N layers per program; undefined: the plan decides. */
+  layersPerProgram?: number;
+  maxLayersPerProgram?: number;
+  budget?: number;
+  /** Token ids for the fp16 range calibration (default: a fixed pseudo-random sequence). */
+  calibrationIds?: number[];
+  /** Override the residual scale the fp16 guard picks. */
+  residualScale?: number;
+  /** Override of the classifier's 16M-element ANE limit. */
+  classifierLimit?: number;
+  /** Recorded in the manifest. */
+  modelPath?: string;
+}
+
+export interface CompileSource {
+  config: ModelConfig;
+  architecture: string;
+  /** Parameter by (HF) name. */
+  parameter: (name: string) => HostTensor | undefined;
+}
+
+export interface ManifestIo extends IoDesc {
+  dtype: 'fp16';
+  spatialStride: number;
+  bytes: number;
+  surfaceBytes: number;
+  surfaceNote: string;
+}
+
+export interface ManifestProgram {
+  name: string;
+  file: string;
+  bucket: number;
+  group: string;
+  kind: LoweredProgram['kind'];
+  kernels: string[];
+  layers: number[];
+  device: 'ane';
+  why: string;
+  inputs: ManifestIo[];
+  outputs: ManifestIo[];
+  weights: string[];
+}
+
+export interface Manifest {
+  format: typeof BUNDLE_FORMAT;
+  version: 1;
+  target: 'ane';
+  model: { path: string | null; architecture: string; config: ModelConfig; dim: number; vocab: number; numLayers: number; kvDim: number };
+  buckets: number[];
+  norm: NormLowering;
+  residualScale: number;
+  prologue: { device: 'cpu'; ops: string[]; why: string };
+  programs: ManifestProgram[];
+  weightFiles: { file: string; shape: number[]; source: string; bytes: number }[];
+  cpuClassifier: { weight: string; vocab: number; dim: number } | null;
+  plan: Plan;
+  fp16: Fp16Report;
+}
+
+export interface Bundle {
+  manifest: Manifest;
+  /** .mil texts by file name. */
+  texts: Map<string, string>;
+  /** Weight blobs by relative path (weights/x.bin). */
+  blobs: Map<string, Uint8Array>;
+}
+
+function calibrationIds(V: number, n: number): number[] {
+  let s = 12345;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return (s >>> 8) % V;
+  });
+}
+
+function withSurface(io: IoDesc): ManifestIo {
+  const s = ioSurface(io.shape);
+  return { ...io, dtype: 'fp16', spatialStride: s.stride, bytes: s.bytes, surfaceBytes: s.surfaceBytes, surfaceNote: s.note };
+}
+
+export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle {
+  const cfg = src.config;
+  const graphFor = (S: number): Partition => partitionGraph(buildGraph(cfg, { seqLen: S, cacheLen: null, logits: 'all' }));
+  const probe = graphFor(1);
+  const g0 = probe.graph;
+  const D = g0.node(probe.residual0).shape[1]!;
+  const V = g0.node(probe.kernels[probe.kernels.length - 1]!.output).shape[1]!;
+  const L = probe.numLayers;
+  const kvDim = probe.kernels.find((k) => k.kv)?.kv ? g0.node(probe.kernels.find((k) => k.kv)!.kv!.k).shape[1]! : D;
+  const plan = makePlan({
+    architecture: src.architecture, numLayers: L, dim: D, vocab: V, buckets: opts.buckets,
+    budget: opts.budget, layersPerProgram: opts.layersPerProgram, maxLayersPerProgram: opts.maxLayersPerProgram,
+    classifierLimit: opts.classifierLimit,
+  });
+  const headOnCpu = plan.classifier.device === 'cpu';
+  const weight = (name: string): HostTensor => {
+    const t = src.parameter(name);
+    if (t === undefined) throw new RistrettoError('NOT_FOUND', `compile: weight "${name}" is missing`);
+    return t;
+  };
+  const f32cache = new Map<string, Float32Array>();
+  const param = (name: string): Float32Array => {
+    let v = f32cache.get(name);
+    if (v === undefined) {
+      v = readTensorAsF32(weight(name));
+      f32cache.set(name, v);
+    }
+    return v;
+  };
+
+  // fp16 range guard on the smallest bucket.
+  const calPart = graphFor(plan.buckets[0]!);
+  const calIds = Int32Array.from(opts.calibrationIds ?? calibrationIds(V, plan.buckets[0]!));
+  const fp16 = calibrateFp16(calPart, weight, calIds);
+  const residualScale = opts.residualScale ?? fp16.residualScale;
+  if (opts.residualScale !== undefined && opts.residualScale !== fp16.residualScale) fp16.notes.push(`residual scale overridden to ${opts.residualScale}`);
+  const norm = opts.norm ?? 'pow';
+
+  const files: WeightRegistry = new Map();
+  const texts = new Map<string, string>();
+  const programs: ManifestProgram[] = [];
+  for (const S of plan.buckets) {
+    const part = S === plan.buckets[0] ? calPart : graphFor(S);
+    const byName = new Map(part.kernels.map((k) => [k.name, k]));
+    for (const grp of plan.groups) {
+      const ks = grp.kernels.map((n) => {
+        const k = byName.get(n);
+        if (k === undefined) throw new Error(`compile: the partition has no kernel ${n}`);
+        return k;
+      });
+      const name = `${grp.name}_s${S}`;
+      const low = lowerProgram({ part, S, opts: { norm, residualScale, headOnCpu }, param, files }, ks, name);
+      const text = emitProgram(low.program);
+      for (const s of low.program.functions[0]!.body) {
+        if (!SPEC_OPS.includes(s.op)) throw new Error(`compile: emitted op ${s.op} is not one the ANE spec lists`);
+      }
+      const file = `${name}.mil`;
+      texts.set(file, text);
+      const why = grp.kind === 'classifier'
+        ? (headOnCpu ? `final norm only: ${plan.classifier.reason}` : plan.classifier.reason)
+        : `prefill of ${grp.kind === 'layers' ? `layer(s) ${grp.layers.join(', ')} (attention + FFN fused)` : `layer ${grp.layers[0]} ${grp.kind}`} at bucket ${S}: ${plan.prefill.reason.split(':')[0]}`;
+      programs.push({
+        name, file, bucket: S, group: grp.name, kind: low.kind, kernels: low.kernels, layers: low.layers, device: 'ane', why,
+        inputs: low.inputs.map(withSurface), outputs: low.outputs.map(withSurface), weights: low.weightFiles,
+      });
+    }
+  }
+  let cpuClassifier: Manifest['cpuClassifier'] = null;
+  if (headOnCpu) {
+    const cls = calPart.kernels[calPart.kernels.length - 1]!;
+    const head = calPart.graph.node(calPart.graph.node(cls.output).inputs[1]!);
+    const pname = (head.attrs as { name: string }).name;
+    const file = `weights/cpu_head_${pname.replace(/[^A-Za-z0-9_]+/g, '_')}.bin`;
+    files.set(file, { values: () => param(pname), shape: [V, D], source: `${pname} (CPU classifier, fp16)` });
+    cpuClassifier = { weight: file, vocab: V, dim: D };
+  }
+  const blobs = new Map<string, Uint8Array>();
+  const weightFiles: Manifest['weightFiles'] = [];
+  for (const [file, w] of files) {
+    const values = w.values();
+    const scaled = values;
+    const bytes = buildBlob([{ values: scaled }]).bytes;
+    blobs.set(file, bytes);
+    weightFiles.push({ file, shape: w.shape, source: w.source, bytes: bytes.length });
+  }
+  const manifest: Manifest = {
+    format: BUNDLE_FORMAT,
+    version: 1,
+    target: 'ane',
+    model: { path: opts.modelPath ?? null, architecture: src.architecture, config: cfg, dim: D, vocab: V, numLayers: L, kvDim },
+    buckets: plan.buckets,
+    norm,
+    residualScale,
+    prologue: {
+      device: 'cpu',
+      ops: calPart.prologue.map((id) => calPart.graph.node(id).op),
+      why: `embedding lookups (a gather) run on the CPU${residualScale !== 1 ? `, scaled by the residual scale ${residualScale}` : ''}; the result enters the first program as [1, ${D}, 1, S] fp16`,
+    },
+    programs,
+    weightFiles,
+    cpuClassifier,
+    plan,
+    fp16,
+  };
+  return { manifest, texts, blobs };
+}
+
+export function writeBundle(b: Bundle, dir: string): void {
+  fs.mkdirSync(path.join(dir, 'weights'), { recursive: true });
+  for (const [file, text] of b.texts) fs.writeFileSync(path.join(dir, file), text);
+  for (const [file, bytes] of b.blobs) fs.writeFileSync(path.join(dir, file), bytes);
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(b.manifest, null, 2) + '\n');
+}
+
+export function readBundle(dir: string): Bundle {
+  const mpath = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(mpath)) throw new RistrettoError('NOT_FOUND', `${dir}: no manifest.json (not an ANE bundle; create one with ristretto compile)`);
+  const manifest = JSON.parse(fs.readFileSync(mpath, 'utf8')) as Manifest;
+  if (manifest.format !== BUNDLE_FORMAT) throw new RistrettoError('FORMAT', `${mpath}: format is ${JSON.stringify(manifest.format)}, expected ${BUNDLE_FORMAT}`);
+  const texts = new Map<string, string>();
+  for (const p of manifest.programs) texts.set(p.file, fs.readFileSync(path.join(dir, p.file), 'utf8'));
+  const blobs = new Map<string, Uint8Array>();
+  for (const w of manifest.weightFiles) blobs.set(w.file, new Uint8Array(fs.readFileSync(path.join(dir, w.file))));
+  return { manifest, texts, blobs };
+}
+
+/** A bundle ready to execute: every program parsed from its text, constants resolved from the blobs. */
+export interface LoadedBundle {
+  bundle: Bundle;
+  manifest: Manifest;
+  programs: Map<string, MilInterpreter>;
+}
+
+export function loadBundle(b: Bundle | string): LoadedBundle {
+  const bundle = typeof b === 'string' ? readBundle(b) : b;
+  const resolve = (p: string): Uint8Array => {
+    const rel = p.replace(/^@model_path\//, '');
+    const bytes = bundle.blobs.get(rel);
+    if (bytes === undefined) throw new Error(`weight file ${rel} is not in the bundle`);
+    return bytes;
+  };
+  const programs = new Map<string, MilInterpreter>();
+  for (const p of bundle.manifest.programs) {
+    const text = bundle.texts.get(p.file);
+    if (text === undefined) throw new RistrettoError('NOT_FOUND', `bundle: program file ${p.file} is missing`);
+    programs.set(p.name, new MilInterpreter(parseMil(text, p.file), resolve, p.file));
+  }
+  return { bundle, manifest: bundle.manifest, programs };
+}
