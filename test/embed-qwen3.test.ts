@@ -3,9 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { openSafetensorsDir, writeSafetensors } from '../src/formats/safetensors.js';
 import { loadEmbeddingModel } from '../src/runtime/embed.js';
-import { modelFileOrSkip } from './helpers/models.js';
+import { modelFileOrSkip, tempDir } from './helpers/models.js';
 import { assertQuantized, maxAbsDiff, readReference, sharedModel } from './util/embed-reference.js';
 
 const MODEL = 'hf/qwen3-encoder-tiny-random';
@@ -105,4 +107,37 @@ test('Qwen3 embeddings do not depend on batch composition or bucket', async (t) 
   t.diagnostic(`padding invariance, max abs diff vs alone: batch ${dBatch}, bucket 256 x fixed batch 2: ${dBucket}`);
   assert.equal(dBatch, 0);
   assert.equal(dBucket, 0);
+});
+
+/** A copy of the model folder with tensor names renamed and config.json edited. */
+function variant(dir: string, rename: (n: string) => string, config: (c: Record<string, unknown>) => void): string {
+  const out = tempDir('ristretto-embed-');
+  for (const f of fs.readdirSync(dir)) {
+    if (f !== 'model.safetensors' && fs.statSync(path.join(dir, f)).isFile()) fs.copyFileSync(path.join(dir, f), path.join(out, f));
+  }
+  fs.cpSync(path.join(dir, '1_Pooling'), path.join(out, '1_Pooling'), { recursive: true });
+  const c = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  config(c);
+  fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(c));
+  const src = openSafetensorsDir(dir);
+  writeSafetensors(path.join(out, 'model.safetensors'), src.list().map((t) => ({ ...src.read(t.name), name: rename(t.name) })));
+  src.close();
+  return out;
+}
+
+test('Qwen3 encoder: bare Qwen3Model tensor names load; the same weights run causally give other embeddings', async (t) => {
+  const dir = modelFileOrSkip(t, MODEL);
+  if (!dir) return;
+  const text = 'Once upon a time there was a little girl.';
+  const base = (await (await sharedModel(dir)).embed(text))[0]!.embedding;
+  const bare = await loadEmbeddingModel(variant(dir, (n) => n.replace(/^model\./, ''), () => {}));
+  assert.equal(maxAbsDiff((await bare.embed(text))[0]!.embedding, base), 0);
+  const causal = await loadEmbeddingModel(variant(dir, (n) => n, (c) => {
+    c['is_causal'] = true;
+    c['use_bidirectional_attention'] = false;
+  }));
+  assert.equal(causal.info.bidirectional, false);
+  const d = maxAbsDiff((await causal.embed(text))[0]!.embedding, base);
+  t.diagnostic(`causal vs bidirectional mean-pooled max abs diff ${d}`);
+  assert.ok(d > 0.1);
 });

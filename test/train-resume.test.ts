@@ -9,12 +9,14 @@ import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot, tempDir, prng } from './helpers/models.js';
+import { fileURLToPath } from 'node:url';
+import { tempDir, prng } from './helpers/models.js';
 import { TokenFileWriter } from '../src/train/data.js';
 import { CheckpointError, listCheckpoints, loadCheckpoint, verifyCheckpoint } from '../src/train/checkpoint.js';
 import type { Arr } from '../src/train/gemm.js';
 
-const CLI = path.join(repoRoot, 'dist/src/cli/main.js');
+// The CLI compiled next to this test (dist/test -> dist/src).
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
 function setup(): { dir: string; data: string; config: string } {
   const dir = tempDir('ristretto-resume-');
@@ -34,7 +36,7 @@ function setup(): { dir: string; data: string; config: string } {
   return { dir, data, config };
 }
 
-const STEPS = 40;
+const STEPS = 80;
 const args = (s: { data: string; config: string }, out: string): string[] => [
   CLI, 'train', '--config', s.config, '--data', s.data, '--steps', String(STEPS), '--batch', '2', '--seq', '16', '--lr', '3e-3',
   '--warmup', '5', '--seed', '5', '--eval-every', '10', '--eval-batches', '1', '--ckpt-every', '2', '--keep', '2', '--out', out, '--quiet',
@@ -57,22 +59,34 @@ test('killing a run at random points and resuming gives bit-identical weights an
   const rand = prng(2024);
   let kills = 0;
   let runs = 0;
+  const resumedAt: number[] = [];
   for (;;) {
     runs++;
     assert.ok(runs < 60, 'too many restarts');
-    const resume = listCheckpoints(path.join(out, 'checkpoints')).length > 0;
+    const have = listCheckpoints(path.join(out, 'checkpoints'));
+    const resume = have.length > 0;
+    if (resume) resumedAt.push(have.at(-1)!.step);
     const child = spawn(process.execPath, [...args(s, out), ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    const delay = 150 + Math.floor(rand() * 450);
-    const timer = kills < 4 ? setTimeout(() => child.kill('SIGKILL'), delay) : null;
+    // Kill at a random moment after the run has written a new checkpoint (so kills land mid-training,
+    // including during later steps and checkpoint writes), four times; then let it finish.
+    const startStep = have.at(-1)?.step ?? -1;
+    let timer: NodeJS.Timeout | null = null;
+    const poll = kills < 4 ? setInterval(() => {
+      if (timer === null && (listCheckpoints(path.join(out, 'checkpoints')).at(-1)?.step ?? -1) > startStep) {
+        timer = setTimeout(() => child.kill('SIGKILL'), Math.floor(rand() * 400));
+      }
+    }, 10) : null;
     const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    if (poll) clearInterval(poll);
     if (timer) clearTimeout(timer);
     if (code === 0) break;
     assert.equal(code, null, `the run failed instead of being killed: ${stderr}`);
     kills++;
   }
   assert.ok(kills >= 1, 'no run was killed');
+  assert.ok(resumedAt.some((st) => st > 0 && st < STEPS), `no run resumed mid-training (resumed at ${resumedAt})`);
   const got = finalState(out);
   for (const [group, m] of want) {
     for (const [name, a] of m) {
@@ -85,7 +99,7 @@ test('killing a run at random points and resuming gives bit-identical weights an
   const hb = loadCheckpoint<{ history: unknown }>(listCheckpoints(path.join(out, 'checkpoints')).at(-1)!.file).state.history;
   assert.deepEqual(ha, hb);
   assert.ok(fs.existsSync(path.join(out, 'loss.svg')));
-  console.log(`# ${kills} kills over ${runs} runs; final weights, Adam moments and loss history identical`);
+  console.log(`# ${kills} kills over ${runs} runs (resumed at steps ${resumedAt.join(', ')}); final weights, Adam moments and loss history identical`);
 });
 
 test('a corrupted or truncated checkpoint is rejected with a clear error; the previous good one remains and resumes', { timeout: 60000 }, () => {
@@ -123,4 +137,33 @@ test('a corrupted or truncated checkpoint is rejected with a clear error; the pr
   const r2 = spawnSync(process.execPath, [...a.map((x) => (x === '10' ? '12' : x)), '--resume-from', prev.file], { encoding: 'utf8' });
   assert.equal(r2.status, 0, r2.stderr);
   assert.equal(listCheckpoints(path.join(out, 'checkpoints')).at(-1)!.step, 12);
+});
+
+test('loss scaling: a static power-of-two scale changes nothing; dynamic scaling skips overflowing steps and backs off', async () => {
+  const { Trainer, TRAIN_DEFAULTS } = await import('../src/train/trainer.js');
+  const { initParams, resolveConfig } = await import('../src/train/params.js');
+  const { LOSS_SCALE_DEFAULTS } = await import('../src/train/optim.js');
+  const s = setup();
+  const config = resolveConfig(s.config, 512);
+  const run = async (lossScale: typeof LOSS_SCALE_DEFAULTS, tag: string) => {
+    const t = new Trainer({
+      config, params: initParams(config, 3), outDir: path.join(s.dir, tag), dataPath: s.data, tokenizerPath: null, source: tag,
+      options: { ...TRAIN_DEFAULTS, steps: 16, batch: 2, seqLen: 16, lr: 3e-3, warmup: 0, evalEvery: 0, ckptEvery: 0, lossScale },
+    });
+    const steps: { skipped: boolean; lossScale: number }[] = [];
+    await t.run((e) => e.type === 'step' && steps.push(e));
+    return { params: t.params, steps };
+  };
+  const plain = await run(LOSS_SCALE_DEFAULTS, 'plain');
+  const scaled = await run({ ...LOSS_SCALE_DEFAULTS, mode: 'static', initScale: 1024 }, 'static');
+  for (const [n, a] of plain.params) assert.deepEqual([...scaled.params.get(n)!], [...a], `${n} differs under a static scale`);
+  // Start far above fp16 range: the first steps overflow (|g| > 65504), are skipped, and the scale halves each time.
+  const dyn = await run({ ...LOSS_SCALE_DEFAULTS, mode: 'dynamic', initScale: 2 ** 24, maxFinite: 65504 }, 'dynamic');
+  const skipped = dyn.steps.filter((x) => x.skipped).length;
+  assert.ok(skipped >= 1 && skipped < 12, `skipped ${skipped} of 16 steps`);
+  console.log(`# dynamic loss scale: ${skipped} overflowing steps skipped, scale 2^24 -> 2^${Math.log2(dyn.steps.at(-1)!.lossScale)}`);
+  for (let i = 1; i < dyn.steps.length; i++) {
+    if (dyn.steps[i - 1]!.skipped) assert.equal(dyn.steps[i]!.lossScale, dyn.steps[i - 1]!.lossScale / 2);
+  }
+  assert.ok(!dyn.steps.at(-1)!.skipped);
 });

@@ -186,9 +186,7 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
   const blobs = new Map<string, Uint8Array>();
   const weightFiles: Manifest['weightFiles'] = [];
   for (const [file, w] of files) {
-    const values = w.values();
-    const scaled = values;
-    const bytes = buildBlob([{ values: scaled }]).bytes;
+    const bytes = buildBlob([{ values: w.values() }]).bytes;
     blobs.set(file, bytes);
     weightFiles.push({ file, shape: w.shape, source: w.source, bytes: bytes.length });
   }

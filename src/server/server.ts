@@ -489,7 +489,9 @@ function toApiError(e: unknown): ApiError {
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(data) });
+  // After an oversized body the connection is not reused (the rest of a flood is never read).
+  const close = status === 413 ? { Connection: 'close' } : {};
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(data), ...close });
   res.end(data);
 }
 

@@ -36,7 +36,8 @@ interface Exports {
   gemm_f32(x: number, w: number, y: number, T: number, N: number, K: number, NB: number): void;
   gemm_deq(dt: number, x: number, w: number, y: number, T: number, N: number, K: number, panel: number, NB: number): void;
   quant_q8(x: number, K: number, xq: number, xd: number, xs: number): void;
-  gemv_q8_0(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
+  widen_q8(xq: number, K: number, x16: number): void;
+  gemv_q8_0(w: number, x16: number, xd: number, y: number, N: number, K: number): void;
   gemv_q4_0(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
   gemv_q4_k(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
   gemv_q6_k(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
@@ -347,7 +348,11 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
         const xd = heap.arena(nb * 4);
         const xs = heap.arena(nb * 4);
         ex.quant_q8(x, K, xq, xd, xs);
-        if (dtype === 'q8_0') ex.gemv_q8_0(w, xq, xd, y, N, K);
+        if (dtype === 'q8_0') {
+          const x16 = heap.arena(K * 2);
+          ex.widen_q8(xq, K, x16);
+          ex.gemv_q8_0(w, x16, xd, y, N, K);
+        }
         else if (dtype === 'q4_0') ex.gemv_q4_0(w, xq, xd, xs, y, N, K);
         else if (dtype === 'q4_k') ex.gemv_q4_k(w, xq, xd, xs, y, N, K);
         else ex.gemv_q6_k(w, xq, xd, y, N, K);
@@ -381,7 +386,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
         stateMirror.set(host, m);
         reclaim.register(host, { ptr: p, bytes: host.byteLength });
       }
-      return dense(node.shape, m);
+      return dense(node.shape, copyAll || outputIds.has(node.id) ? m.slice() : m);
     },
 
     embedding: (node, [table, ids]) => {
@@ -464,7 +469,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       return done(node, y);
     },
 
-    kv_write: (_node, [c, x, p]) => {
+    kv_write: (node, [c, x, p]) => {
       const cache = c as Dense;
       const [S, C] = cache.shape as [number, number];
       const cp = (cache.data as Float32Array).byteOffset;
@@ -475,7 +480,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
         if (r < 0 || r >= S) throw new RangeError(`kv_write: position ${r} is outside the cache of ${S} rows`);
         heap.u8.copyWithin(cp + r * C * 4, xp + t * C * 4, xp + (t + 1) * C * 4);
       }
-      return cache;
+      return copyAll || outputIds.has(node.id) ? dense(cache.shape, (cache.data as Float32Array).slice()) : cache;
     },
 
     silu: (node, [x]) => {

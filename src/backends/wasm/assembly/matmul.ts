@@ -402,18 +402,25 @@ export function quant_q8(x: usize, K: i32, xq: usize, xd: usize, xs: usize): voi
   return i32x4.extadd_pairwise_i16x8_s(i16x8.add(p0, p1));
 }
 
-/** y[n] = sum_b dw[n,b] * dx[b] * sum_i qw[n,b,i] * xq[b,i]   (q8_0 W, quant_q8 x). */
-export function gemv_q8_0(w: usize, xq: usize, xd: usize, y: usize, N: i32, K: i32): void {
+/** xq int8[K] -> x16 int16[K] (sign-extended copy for the pmaddwd-style q8_0 GEMV). */
+export function widen_q8(xq: usize, K: i32, x16: usize): void {
+  for (let i = 0; i < K; i += 8) v128.store(x16 + (<usize>i << 1), v128.load8x8_s(xq + <usize>i));
+}
+
+/** y[n] = sum_b dw[n,b] * dx[b] * sum_i qw[n,b,i] * xq[b,i]   (q8_0 W, quant_q8 x widened to i16 by widen_q8).
+ *  Weights are sign-extended while loading (v128.load8x8_s) and multiplied with i32x4.dot_i16x8_s. */
+export function gemv_q8_0(w: usize, x16: usize, xd: usize, y: usize, N: i32, K: i32): void {
   const nbk = K >> 5;
   for (let n = 0; n < N; n++) {
     const row = w + <usize>n * <usize>nbk * 34;
     let acc = f32x4.splat(0);
     for (let b = 0; b < nbk; b++) {
       const p = row + <usize>b * 34;
-      const q = xq + (<usize>b << 5);
-      const s = i32x4.add(dot16s(v128.load(p, 2), v128.load(q)), dot16s(v128.load(p, 18), v128.load(q, 16)));
+      const q = x16 + (<usize>b << 6);
+      const s0 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 2), v128.load(q)), i32x4.dot_i16x8_s(v128.load8x8_s(p, 10), v128.load(q, 16)));
+      const s1 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 18), v128.load(q, 32)), i32x4.dot_i16x8_s(v128.load8x8_s(p, 26), v128.load(q, 48)));
       const dd = f16(load<u16>(p)) * load<f32>(xd + (<usize>b << 2));
-      acc = fma4(f32x4.convert_i32x4_s(s), f32x4.splat(dd), acc);
+      acc = fma4(f32x4.convert_i32x4_s(i32x4.add(s0, s1)), f32x4.splat(dd), acc);
     }
     store<f32>(y + (<usize>n << 2), hsum(acc));
   }
