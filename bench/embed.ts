@@ -27,9 +27,11 @@ interface Row {
   tokens: number;
   batch: number;
   docs: number;
-  seconds: number;
-  docs_per_s: number;
-  tokens_per_s: number;
+  seconds?: number;
+  docs_per_s?: number;
+  tokens_per_s?: number;
+  /** Set when the run failed (e.g. a backend error); the other figures are then absent. */
+  error?: string;
 }
 
 function passages(n: number): string[] {
@@ -98,8 +100,13 @@ async function main(): Promise<void> {
           if (slow && tokens === 512 && batch === 32) continue;
           const n = batch === 1 ? Math.min(nDocs, slow ? 2 : 8) : Math.max(32, nDocs);
           const set = docs.slice(0, n);
-          const s = await time(m, set, batch);
-          const row = { backend, model: target.name, tokens, batch, docs: n, seconds: +s.toFixed(4), docs_per_s: +(n / s).toFixed(2), tokens_per_s: Math.round((n * tokens) / s) };
+          let row: Row;
+          try {
+            const s = await time(m, set, batch);
+            row = { backend, model: target.name, tokens, batch, docs: n, seconds: +s.toFixed(4), docs_per_s: +(n / s).toFixed(2), tokens_per_s: Math.round((n * tokens) / s) };
+          } catch (e) {
+            row = { backend, model: target.name, tokens, batch, docs: n, error: e instanceof Error ? e.message : String(e) };
+          }
           rows.push(row);
           process.stderr.write(`${JSON.stringify(row)}\n`);
         }

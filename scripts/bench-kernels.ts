@@ -102,7 +102,10 @@ function gemv(b: WasmBackend, dtype: DType, N: number, K: number): number {
           ex.widen_q8(xq, K, x16);
           ex.gemv_q8_0(w, x16, xd, y, N, K);
         }
-        else if (dtype === 'q4_0') ex.gemv_q4_0(w, xq, xd, xs, y, N, K);
+        else if (dtype === 'q4_0') {
+          if (ex.q4_0_wants_x16()) ex.widen_q8(xq, K, x16);
+          ex.gemv_q4_0(w, ex.q4_0_wants_x16() ? x16 : xq, xd, xs, y, N, K);
+        }
         else if (dtype === 'q4_k') ex.gemv_q4_k(w, xq, xd, xs, y, N, K);
         else ex.gemv_q6_k(w, xq, xd, y, N, K);
     }

@@ -383,6 +383,40 @@ for (const [vname, relaxed] of variants) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Threads: the same matmuls split over 2 threads in tiny chunks (every chunk boundary, odd row counts,
+// both GEMV and GEMM) must give exactly what one thread gives.
+
+for (const [vname, relaxed] of variants) {
+  test(`wasm threads (${vname}): GEMV rows and GEMM columns split over 2 threads equal 1 thread, every dtype`, async () => {
+    const one = await createWasmBackend({ relaxed, threads: 1 });
+    const two = await createWasmBackend({ relaxed, threads: 2, minParallelBytes: 0, minParallelMacs: 0, chunkBytes: 64 });
+    assert.equal(two.threads, 2);
+    try {
+      const rand = prng(21);
+      for (const dtype of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'] as DType[]) {
+        const K = dtype.endsWith('_k') ? 256 : 64;
+        for (const N of [7, 130, 257]) {
+          for (const T of [1, 2, 5, 17]) {
+            const w = tensor('w', dtype, [N, K], randF32(N * K, rand, 1 / Math.sqrt(K)));
+            const x = f32In([T, K], rand);
+            const c: Case = { inputs: { x }, weights: [w], build: (g, v) => g.add('matmul', [v.x!, v.w!], {}) };
+            const a = run(c, [two, referenceBackend]);
+            const b = run(c, [one, referenceBackend]);
+            assert.deepEqual(a, b, `matmul ${dtype} T=${T} N=${N} K=${K}: 2 threads differ from 1`);
+          }
+        }
+      }
+      const st = two.poolStats();
+      assert.ok(st.parallelJobs > 0, 'jobs ran on the pool');
+      console.log(`# pool: ${st.parallelJobs} parallel jobs, workers took ${st.workerChunks} of ${st.totalChunks} chunks, ${st.stalls} stalls`);
+    } finally {
+      one.dispose();
+      two.dispose();
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // End to end
 
 function llamaCfg(over: Partial<LlamaConfig>): LlamaConfig {

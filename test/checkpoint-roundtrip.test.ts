@@ -26,7 +26,7 @@ for (const [label, rel, ids] of [
   test(`${label}: written as GGUF and as safetensors, both give the original logits`, async (t) => {
     if (dir === null) return t.skip('shared/models not found: skipping checkpoint round trips of the shared models');
     const src = path.join(dir, rel);
-    const model = await loadModel(src);
+    const model = await loadModel(src, { backend: 'reference' });
     const want = model.logits([...ids]);
     const weights = new Map(model.parameters());
     const gguf = path.join(tmp, `${path.basename(rel)}.gguf`);
@@ -35,7 +35,7 @@ for (const [label, rel, ids] of [
     writeHFCheckpoint(hf, model.config, weights);
     fs.copyFileSync(path.join(src, 'tokenizer.json'), path.join(hf, 'tokenizer.json'));
     for (const p of [gguf, hf]) {
-      const m = await loadModel(p, { tokenizer: path.join(src, 'tokenizer.json') });
+      const m = await loadModel(p, { tokenizer: path.join(src, 'tokenizer.json'), backend: 'reference' });
       const d = maxAbsDiff(m.logits([...ids]), want);
       assert.ok(d < 1e-5, `${p}: max |logit diff| = ${d}`);
       m.dispose();
@@ -60,7 +60,7 @@ test('GGUF quantized to Q8_0 / Q6_K / Q4_K / Q4_0 / F16: logits close to F32, er
   for (const type of ['f32', 'f16', 'q8_0', 'q6_k', 'q4_k', 'q4_0'] as DType[]) {
     const file = path.join(tmp, `rand-${type}.gguf`);
     writeGGUFCheckpoint(file, c, weights, { weightType: type, tokenizerMetadata: tinySpmVocab(c.vocab_size) });
-    const m = await loadModel(file);
+    const m = await loadModel(file, { backend: 'reference' });
     if (type !== 'f32') assert.equal(m.info.dtypes[type], 2 + 7 * c.num_hidden_layers, `${type}: every matrix stored as ${type}`);
     const l = m.logits(ids);
     if (type === 'f32') ref = l;

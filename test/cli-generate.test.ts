@@ -53,9 +53,10 @@ test('generate --output text writes only the continuation to stdout; diagnostics
 });
 
 test('CLI errors: usage errors exit 2, bad files exit 1, each with a message naming the problem', () => {
-  const noModel = run(['generate', '--prompt', 'x']);
-  assert.equal(noModel.code, 2);
-  assert.match(noModel.stderr, /--model is required/);
+  // Without --model, generate uses the bundled default model (models/default/).
+  const noModel = run(['generate', '--prompt', 'once upon a time', '--temperature', '0', '--max-tokens', '8']);
+  assert.equal(noModel.code, 0, noModel.stderr);
+  assert.ok(noModel.stdout.trim().length > 0);
   const badFlag = run(['generate', '--model', 'x', '--temperature', 'hot']);
   assert.equal(badFlag.code, 2);
   assert.match(badFlag.stderr, /--temperature: expected a number, got "hot"/);

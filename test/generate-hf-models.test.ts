@@ -1,5 +1,6 @@
 // HF-format checkpoints (Llama, Qwen3 with QK-norm + GQA + BF16, GPT-2 with Conv1D + tied head)
-// against reference/hf-models.json (an independent float32 PyTorch implementation).
+// against reference/hf-models.json (an independent float32 PyTorch implementation), on the reference
+// backend and on the WebAssembly backend (same greedy ids, logits within the same 1e-4).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,12 +22,14 @@ interface Case {
   prompt_logits?: number[][]; prompt_logits_first_row_first_16?: number[]; prompt_logits_last_row_first_16?: number[];
 }
 
+for (const backend of ['reference', 'wasm'] as const)
 for (const name of Object.keys(MODEL_DIRS)) {
-  test(`${name}: tokenizer, greedy ids and prompt logits match the PyTorch reference`, async (t) => {
+  test(`${name} (${backend}): tokenizer, greedy ids and prompt logits match the PyTorch reference`, async (t) => {
     if (dir === null) return t.skip('shared/models not found: skipping reference/hf-models.json');
     const cases: Case[] = JSON.parse(fs.readFileSync(path.join(dir, 'reference/hf-models.json'), 'utf8')).cases.filter((c: Case) => c.model === name);
     assert.ok(cases.length > 0);
-    const model = await loadModel(path.join(dir, MODEL_DIRS[name]!));
+    const model = await loadModel(path.join(dir, MODEL_DIRS[name]!), { backend });
+    assert.equal(model.backendNames[0], backend);
     const V = model.config.vocab_size;
     let worst = 0;
     for (const c of cases) {
@@ -49,15 +52,17 @@ for (const name of Object.keys(MODEL_DIRS)) {
       if (c.prompt_logits_last_row_first_16) rows.push([(c.input_ids.length - 1) * V, c.prompt_logits_last_row_first_16]);
       for (const [off, want] of rows) want.forEach((w, v) => (worst = Math.max(worst, Math.abs(all[off + v]! - w))));
     }
+    if (backend === 'wasm') console.log(`# ${name} wasm: max |logit - reference| = ${worst.toExponential(2)}`);
     assert.ok(worst < 1e-4, `${name}: max |logit - reference| = ${worst}`);
     model.dispose();
   });
 }
 
 
-test('llama-2-tiny-random.gguf (F16 weights, 32k vocab) loads and generates; decode equals recompute', async (t) => {
+for (const backend of ['reference', 'wasm'] as const)
+test(`llama-2-tiny-random.gguf (F16 weights, 32k vocab, ${backend}) loads and generates; decode equals recompute`, async (t) => {
   if (dir === null) return t.skip('shared/models not found: skipping llama-2-tiny-random.gguf');
-  const model = await loadModel(path.join(dir, 'gguf/llama-2-tiny-random.gguf'));
+  const model = await loadModel(path.join(dir, 'gguf/llama-2-tiny-random.gguf'), { backend });
   assert.equal(model.info.dtypes['f16'], 9);
   const r = await model.generate('Hello world', { temperature: 0, maxTokens: 8 });
   assert.deepEqual(r.promptIds, [1, 15043, 3186]); // Llama 2 SentencePiece ids (reference/tokenizer-cases.json)

@@ -40,6 +40,8 @@ export interface Backend {
   /** Called by runGraph before the first node of every run (a backend may recycle its per-run scratch
    *  memory here; the graph tells it which values outlive the run). */
   beginRun?(graph: Graph, options: RunOptions): void;
+  /** Releases what the backend holds beyond memory (worker threads); called by the owner (loadModel's Model.dispose). */
+  dispose?(): void;
 }
 
 export function dense(shape: readonly number[], data: Float32Array | Int32Array): Dense {

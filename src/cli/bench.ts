@@ -3,14 +3,18 @@
 import { parseArgs } from 'node:util';
 import { benchModel } from '../runtime/bench.js';
 import { InvalidArgumentError } from '../errors.js';
-import { num, required, str } from './args.js';
+import { num, oneOf, required, str } from './args.js';
+import { BACKEND_CHOICES } from '../runtime/backends.js';
 
-export const BENCH_HELP = `Usage: ristretto bench --model PATH [--threads N] [--pp 128,512] [--tg 128] [--repeat N] [--json]
+export const BENCH_HELP = `Usage: ristretto bench --model PATH [--threads N] [--backend auto|wasm|reference] [--pp 128,512] [--tg 128] [--repeat N] [--json]
 
 Times prompt processing (ppN: N prompt tokens in one prefill) and decode (tgN: N tokens one at a
 time), and reports load time, peak RSS, and the decode roofline: the weight bytes a decode step
 reads divided by this machine's measured memory bandwidth.
   --json   print one JSON object: pp_tok_s, tg_tok_s, load_s, peak_rss_mb, threads, and the rest
+  --threads N         wasm backend threads (default: the machine's)
+  --backend NAME      auto (default) | wasm | reference
+  --no-llama-cpp      skip node-llama-cpp (otherwise run on the same GGUF and threads when installed, with ratios)
 `;
 
 export async function benchCommand(argv: string[]): Promise<void> {
@@ -19,6 +23,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' }, tokenizer: { type: 'string' }, threads: { type: 'string' }, pp: { type: 'string' },
       tg: { type: 'string' }, repeat: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      backend: { type: 'string' }, 'no-llama-cpp': { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -37,6 +42,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
     decodeTokens: num(values, 'tg', { int: true, min: 1 }),
     repeat: num(values, 'repeat', { int: true, min: 1 }),
     threads,
+    backend: oneOf(values, 'backend', BACKEND_CHOICES, 'auto'),
+    llamaCpp: values['no-llama-cpp'] !== true,
     onStage: values.json ? undefined : (s) => process.stderr.write(`[ristretto] bench ${s}...\n`),
   });
   if (values.json) {
@@ -52,5 +59,11 @@ export async function benchCommand(argv: string[]): Promise<void> {
     ['peak RSS', `${r.peak_rss_mb.toFixed(0)} MiB`],
     ['roofline', `${r.roofline_tok_s.toFixed(1)} tok/s (${(r.bytes_per_token / 2 ** 20).toFixed(1)} MiB/token at ${r.bandwidth_gb_s.toFixed(1)} GB/s): ${(100 * r.roofline_fraction).toFixed(1)}% reached`],
   ];
+  if (r.llama_cpp && r.ratio_vs_llama_cpp) {
+    const l = r.llama_cpp;
+    rows.push(['llama.cpp', `node-llama-cpp ${l.version}, ${l.threads} thread${l.threads === 1 ? '' : 's'}: ` +
+      [...Object.entries(l.pp).map(([k, v]) => `${k} ${v.toFixed(1)}`), `tg${l.tg_tokens} ${l.tg_tok_s.toFixed(1)} tok/s`].join(', ')]);
+    rows.push(['ratio', [...Object.entries(r.ratio_vs_llama_cpp.pp).map(([k, v]) => `${k} ${v.toFixed(2)}x`), `tg ${r.ratio_vs_llama_cpp.tg.toFixed(2)}x`].join(', ') + ' (ristretto / node-llama-cpp)']);
+  }
   process.stdout.write(rows.map(([k, v]) => `${k!.padEnd(10)} ${v}`).join('\n') + '\n');
 }

@@ -6,12 +6,14 @@ import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AbortError, RistrettoError } from '../errors.js';
 import { loadModel } from '../runtime/load-model.js';
-import { num, required, str } from './args.js';
+import { num, str } from './args.js';
+import { modelOrDefault } from './default-model.js';
 import { progressReporter } from './progress.js';
 
-export const CHAT_HELP = `Usage: ristretto chat --model PATH [options]
+export const CHAT_HELP = `Usage: ristretto chat [--model PATH] [options]
 
   --model PATH            checkpoint: llama2.c .bin, .gguf, or an HF folder
+                          (default: the bundled story model, models/default/ristretto-stories-1m.gguf)
   --tokenizer PATH        tokenizer when not beside or inside the model
   --system TEXT           system message
   --chat-template FILE    a Jinja chat template to use instead of the model's own
@@ -39,7 +41,7 @@ export async function chatCommand(argv: string[]): Promise<void> {
     process.stdout.write(CHAT_HELP);
     return;
   }
-  const model = await loadModel(required(values, 'model', 'chat'), {
+  const model = await loadModel(modelOrDefault(values, 'chat'), {
     tokenizer: str(values, 'tokenizer'),
     contextLength: num(values, 'ctx', { int: true, min: 1 }),
     onProgress: progressReporter(),

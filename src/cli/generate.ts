@@ -4,14 +4,17 @@ import { parseArgs } from 'node:util';
 import { loadModel } from '../runtime/load-model.js';
 import { archInfo } from '../models/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { num, oneOf, required, str } from './args.js';
+import { num, oneOf, str } from './args.js';
+import { modelOrDefault } from './default-model.js';
 import { progressReporter } from './progress.js';
 import { generate } from '../runtime/generate.js';
 import { deviceTarget } from './ane-device.js';
+import { BACKEND_CHOICES } from '../runtime/backends.js';
 
-export const GENERATE_HELP = `Usage: ristretto generate --model PATH [options]
+export const GENERATE_HELP = `Usage: ristretto generate [--model PATH] [options]
 
   --model PATH          checkpoint: llama2.c .bin, .gguf, or an HF folder (config.json + safetensors)
+                        (default: the bundled story model, models/default/ristretto-stories-1m.gguf)
   --tokenizer PATH      tokenizer.bin / tokenizer.json / .gguf when not beside or inside the model
   --prompt TEXT         the prompt (default: empty, i.e. BOS only)
   --max-tokens N        new tokens to generate at most (default 256; capped by the context)
@@ -27,6 +30,8 @@ export const GENERATE_HELP = `Usage: ristretto generate --model PATH [options]
   --stop TEXT           stop when the text contains TEXT (repeatable)
   --output FORMAT       text (stream the continuation to stdout) | json (one object with prompt_ids, generated_ids, text)
   --quiet               no progress or statistics on stderr
+  --backend NAME        auto (default: WebAssembly SIMD when available) | wasm | reference (plain TypeScript, the oracle)
+  --threads N           threads of the wasm backend (default: the machine's; small work stays on one)
   --device DEV          cpu (default) | ane-sim: prefill through compiled ANE programs on the MIL interpreter, decode on the CPU
   --bundle DIR          ane-sim: a bundle from ristretto compile (default: compile in memory)
   --buckets LIST        ane-sim without --bundle: prefill buckets (default 32,64,128)
@@ -42,6 +47,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       'repeat-penalty': { type: 'string' }, ctx: { type: 'string' }, seed: { type: 'string' }, sampler: { type: 'string' },
       stop: { type: 'string', multiple: true }, output: { type: 'string' }, quiet: { type: 'boolean' },
       device: { type: 'string' }, bundle: { type: 'string' }, buckets: { type: 'string' },
+      backend: { type: 'string' }, threads: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -67,7 +73,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     sampler: oneOf(values, 'sampler', ['default', 'llama2c'] as const, 'default'),
   };
   const contextLength = num(values, 'ctx', { int: true, min: 1 });
-  const modelPath = required(values, 'model', 'generate');
+  const backend = oneOf(values, 'backend', BACKEND_CHOICES, 'auto');
+  const threads = num(values, 'threads', { int: true, min: 1 });
+  const modelPath = modelOrDefault(values, 'generate');
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   const model = await loadModel(modelPath, {
@@ -75,6 +83,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     onProgress: quiet ? undefined : progressReporter(),
     signal: controller.signal,
     contextLength,
+    backend,
+    threads,
   });
   const prompt = str(values, 'prompt') ?? '';
   const promptIds = model.tokenizer.encode(prompt, { addSpecialTokens: true });

@@ -13,6 +13,7 @@ import { TokenFile } from '../train/data.js';
 import { LOSS_SCALE_DEFAULTS } from '../train/optim.js';
 import { initParams, loadParams, resolveConfig } from '../train/params.js';
 import { Trainer, TRAIN_DEFAULTS, type TrainEvent, type TrainOptions } from '../train/trainer.js';
+import { createFastTraining } from '../train/wasm-gemm.js';
 import { num, oneOf, str } from './args.js';
 
 export const TRAIN_HELP = `Usage: ristretto train (--config NAME|CONFIG.json | --model PATH) --data data.bin --steps N --out DIR [options]
@@ -23,6 +24,8 @@ Model
   --model PATH           fine-tune a checkpoint (llama2.c .bin, GGUF, HF folder)
   --tokenizer PATH       tokenizer for samples and export (default: the model's own)
   --precision f32|f64    arithmetic of weights, activations and optimizer state (default f32)
+  --backend wasm|reference    f32 compute: WebAssembly SIMD forward + GEMMs (default) or plain TypeScript (the oracle)
+  --threads N            threads of the wasm backend's forward (default: the machine's)
 Data
   --data PATH            token file from 'ristretto tokenize'
   --seq T                sequence length (default ${TRAIN_DEFAULTS.seqLen})
@@ -129,6 +132,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
       out: { type: 'string' }, resume: { type: 'boolean' }, 'resume-from': { type: 'string' }, 'eval-every': { type: 'string' },
       'eval-batches': { type: 'string' }, 'sample-every': { type: 'string' }, 'ckpt-every': { type: 'string' }, keep: { type: 'string' },
       'log-json': { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      backend: { type: 'string' }, threads: { type: 'string' },
     },
     strict: true,
   });
@@ -146,6 +150,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
     controller.abort();
   };
   process.on('SIGINT', onSig);
+  const backendName = oneOf(values, 'backend', ['wasm', 'reference'] as const, 'wasm');
+  const threads = num(values, 'threads', { int: true, min: 1 });
+  const fast = backendName === 'wasm' ? await createFastTraining(threads === undefined ? {} : { threads }) : null;
+  const compute = fast === null ? {} : { backends: fast.backends, gemm: fast.gemm };
   try {
     let trainer: Trainer;
     const resumeFrom = str(values, 'resume-from');
@@ -171,7 +179,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
           throw new RistrettoError('FORMAT', `${e.message}.${prev ? ` The previous good checkpoint is ${prev.file}: resume from it with --resume-from ${prev.file}` : ' No good checkpoint remains.'}`);
         }
       }
-      trainer = Trainer.resume(file, { steps, outDir, dataPath: str(values, 'data') });
+      trainer = Trainer.resume(file, { steps, outDir, dataPath: str(values, 'data'), ...compute });
     } else {
       const dataPath = str(values, 'data');
       if (dataPath === undefined) throw new InvalidArgumentError('train: --data data.bin is required (make one with ristretto tokenize)');
@@ -243,10 +251,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
       if (tokenizerPath !== null) tokenizerPath = path.resolve(tokenizerPath);
       fs.mkdirSync(outDir, { recursive: true });
       fs.writeFileSync(path.join(outDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-      trainer = new Trainer({ config, params, options, outDir, dataPath, tokenizerPath, source });
+      trainer = new Trainer({ config, params, options, outDir, dataPath, tokenizerPath, source, ...compute });
     }
     await trainer.run(printer.emit, controller.signal);
   } finally {
+    fast?.dispose();
     process.off('SIGINT', onSig);
     printer.close();
   }

@@ -1,11 +1,14 @@
 // Model benchmark: prompt processing (ppN) and decode (tgN) tokens/s, load time, peak RSS,
 // and the decode roofline (weight bytes read per token / measured memory bandwidth).
 
+import * as os from 'node:os';
 import { archInfo } from '../models/index.js';
+import type { PoolStats } from '../backends/wasm/pool.js';
+import { benchLlamaCpp, type LlamaCppResult } from './bench-llama-cpp.js';
 import { loadModel, type LoadOptions } from './load-model.js';
 import { argmax } from './sampler.js';
 
-export interface BenchOptions extends Pick<LoadOptions, 'backends' | 'tokenizer'> {
+export interface BenchOptions extends Pick<LoadOptions, 'backends' | 'tokenizer' | 'backend'> {
   /** Prompt lengths to time (default [128, 512], capped by the context). */
   promptLengths?: number[];
   /** Tokens to decode (default 128). */
@@ -14,6 +17,8 @@ export interface BenchOptions extends Pick<LoadOptions, 'backends' | 'tokenizer'
   repeat?: number;
   threads?: number;
   onStage?: (stage: string) => void;
+  /** Also run node-llama-cpp on the same file and threads when it is installed (default true for GGUF files). */
+  llamaCpp?: boolean;
 }
 
 export interface BenchResult {
@@ -36,6 +41,11 @@ export interface BenchResult {
   /** bandwidth / bytes_per_token: the decode speed memory allows. */
   roofline_tok_s: number;
   roofline_fraction: number;
+  /** node-llama-cpp on the same file and threads (when installed), and our speed over its. */
+  llama_cpp?: LlamaCppResult;
+  ratio_vs_llama_cpp?: { pp: Record<string, number>; tg: number };
+  /** Jobs the wasm thread pool ran in parallel and chunks the workers took (threads > 1). */
+  pool?: { jobs: number; parallel_jobs: number; worker_chunk_fraction: number; stalls: number };
 }
 
 /** Memory bandwidth measured with typed-array copies (memcpy: a read and a write per byte). */
@@ -53,7 +63,7 @@ export function measureBandwidth(bytes = 128 * 2 ** 20, reps = 5): number {
 
 export async function benchModel(path: string, o: BenchOptions = {}): Promise<BenchResult> {
   const t0 = performance.now();
-  const model = await loadModel(path, { backends: o.backends, tokenizer: o.tokenizer });
+  const model = await loadModel(path, { backends: o.backends, tokenizer: o.tokenizer, backend: o.backend, threads: o.threads });
   const loadS = (performance.now() - t0) / 1000;
   const info = archInfo(model.config);
   const V = info.vocabSize;
@@ -98,10 +108,12 @@ export async function benchModel(path: string, o: BenchOptions = {}): Promise<Be
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth test's buffers
   const bandwidth = measureBandwidth();
   const roofline = (bandwidth * 1e9) / bytesPerToken;
+  const wasm = model.backendNames[0] === 'wasm';
+  const threads = wasm ? (o.threads ?? os.availableParallelism()) : 1;
   const result: BenchResult = {
     model: path,
     backend: model.backendNames.join('+'),
-    threads: o.threads ?? 1,
+    threads,
     load_s: loadS,
     pp,
     pp_tok_s: Object.values(pp)[0] ?? 0,
@@ -114,6 +126,23 @@ export async function benchModel(path: string, o: BenchOptions = {}): Promise<Be
     roofline_tok_s: roofline,
     roofline_fraction: tgTokS / roofline,
   };
+  const ps = (model as unknown as { backends: readonly { poolStats?: () => PoolStats }[] }).backends[0]?.poolStats?.();
+  if (ps !== undefined) {
+    result.pool = { jobs: ps.jobs, parallel_jobs: ps.parallelJobs, worker_chunk_fraction: ps.totalChunks > 0 ? ps.workerChunks / ps.totalChunks : 0, stalls: ps.stalls };
+  }
+  const ctx = ctxLen;
   model.dispose();
+  if ((o.llamaCpp ?? true) && path.endsWith('.gguf')) {
+    o.onStage?.('node-llama-cpp');
+    const lc = await benchLlamaCpp(path, {
+      threads, promptLengths: o.promptLengths ?? [128, 512], decodeTokens: tg, vocabSize: V, contextLength: ctx, repeat,
+    });
+    if (lc !== null) {
+      result.llama_cpp = lc;
+      const ppr: Record<string, number> = {};
+      for (const [k, v] of Object.entries(pp)) if (lc.pp[k]) ppr[k] = v / lc.pp[k]!;
+      result.ratio_vs_llama_cpp = { pp: ppr, tg: tgTokS / lc.tg_tok_s };
+    }
+  }
   return result;
 }

@@ -14,6 +14,7 @@ import { checkPlan, type CheckpointFormat, type CheckpointPlan } from '../models
 import { modelParams } from '../models/index.js';
 import { loadTokenizerFor } from '../tokenizers/load.js';
 import { Model } from './model.js';
+import { createBackends, type BackendChoice } from './backends.js';
 
 export type LoadProgress =
   | { type: 'open'; path: string; format: CheckpointFormat; architecture: string }
@@ -26,8 +27,14 @@ export interface LoadOptions {
   tokenizer?: string;
   onProgress?: (e: LoadProgress) => void;
   signal?: AbortSignal;
-  /** Execution backends in priority order; the reference backend is always appended as the fallback. */
+  /** Execution backends in priority order; the reference backend is always appended as the fallback.
+   *  When given, `backend` and `threads` are ignored and the caller owns (disposes) these backends. */
   backends?: Backend[];
+  /** 'auto' (default: the WebAssembly backend when it instantiates, else the reference with a notice),
+   *  'wasm' or 'reference'. */
+  backend?: BackendChoice;
+  /** Threads of the wasm backend (default: os.availableParallelism()). */
+  threads?: number;
   /** KV-cache length of the model's sessions. Default: the trained context (>= 2048 for RoPE models, <= 4096). */
   contextLength?: number;
 }
@@ -69,6 +76,8 @@ export async function readPlanWeights(
   params: Map<string, number[]>,
   onProgress?: (e: LoadProgress) => void,
   signal?: AbortSignal,
+  /** Called on each tensor as it is read (e.g. to move it into wasm memory); the result is kept instead. */
+  place?: (t: HostTensor) => HostTensor,
 ): Promise<{ weights: Map<string, HostTensor>; parameters: number; weightBytes: number; dtypes: Record<string, number> }> {
   const infos = new Map(plan.source.list().map((t) => [t.name, t]));
   const needed = [...new Set(params.keys())].map((p) => plan.tensorFor.get(p)!);
@@ -85,6 +94,7 @@ export async function readPlanWeights(
       throwIfAborted(signal);
       t = plan.source.read(name);
       if (plan.transposed.has(param)) t = transpose2d(t);
+      if (place !== undefined) t = place(t);
       byTensor.set(name, t);
       bytesLoaded += t.data.byteLength;
       parameters += shape.reduce((a, b) => a * b, 1);
@@ -103,12 +113,20 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
   const { onProgress, signal } = options;
   throwIfAborted(signal);
   const plan = planCheckpoint(modelPath);
+  let owned: Awaited<ReturnType<typeof createBackends>> | undefined;
   try {
     onProgress?.({ type: 'open', path: modelPath, format: plan.format, architecture: plan.architecture });
     const params = modelParams(plan.config);
     checkPlan(plan, params);
 
-    const { weights, parameters, weightBytes: bytesLoaded, dtypes } = await readPlanWeights(plan, params, onProgress, signal);
+    if (options.backends === undefined) {
+      const infos = new Map(plan.source.list().map((t) => [t.name, t.byteLength]));
+      const names = new Set([...params.keys()].map((p) => plan.tensorFor.get(p)!));
+      const weightBytes = [...names].reduce((a, n) => a + (infos.get(n) ?? 0), 0);
+      owned = await createBackends({ backend: options.backend, threads: options.threads, weightBytes });
+    }
+    // Each tensor goes into wasm memory as it is read, so the weights are never held twice.
+    const { weights, parameters, weightBytes: bytesLoaded, dtypes } = await readPlanWeights(plan, params, onProgress, signal, owned?.wasm ? owned.place : undefined);
 
     const tok = loadTokenizerFor(modelPath, plan, options.tokenizer);
     onProgress?.({ type: 'tokenizer', path: tok.path, kind: tok.tokenizer.kind });
@@ -127,12 +145,17 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       plan.config,
       tok.tokenizer,
       weights,
-      [...(options.backends ?? []), referenceBackend],
+      owned?.list ?? [...(options.backends ?? []), referenceBackend],
       [...stop],
       options.contextLength,
+      owned?.dispose,
     );
     onProgress?.({ type: 'ready', ms: performance.now() - t0, parameters, weightBytes });
+    owned = undefined; // the model owns them now
     return model;
+  } catch (e) {
+    owned?.dispose();
+    throw e;
   } finally {
     plan.source.close();
   }

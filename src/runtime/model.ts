@@ -31,6 +31,8 @@ export class Model {
     readonly stopTokenIds: readonly number[],
     /** KV-cache length of new sessions (undefined: the architecture's default). */
     readonly contextLength?: number,
+    /** Releases the backends this model owns (worker threads), at dispose. */
+    private readonly releaseBackends?: () => void,
   ) {}
 
   /** A fresh sequence with its own preallocated KV cache. */
@@ -78,6 +80,7 @@ export class Model {
   dispose(): void {
     this.disposed = true;
     this.weights = new Map();
+    this.releaseBackends?.();
   }
 
   private assertLive(): void {

@@ -144,7 +144,7 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
   },
   // o = sum_j p_j v_j, p = softmax(scale * q.k_j) over j <= pos (causal):
   // dv_j += p_j do;  ds_j = p_j (do.v_j - do.o);  dq += scale sum_j ds_j k_j;  dk_j += scale ds_j q.
-  attention(node, ins, out, dy, grad) {
+  attention(node, ins, out, dy, grad, gemm) {
     const q = F(ins[0]);
     const k = F(ins[1]);
     const v = F(ins[2]);
@@ -158,6 +158,7 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
     const gq = grad(0);
     const gk = grad(1);
     const gv = grad(2);
+    if (gemm.attentionBackward?.({ T, S, nHeads, nKvHeads, headDim: hd, causal, scale }, q, k, v, out, dy, pos, gq, gk, gv) === true) return;
     const p = new Float64Array(S);
     const ds = new Float64Array(S);
     for (let t = 0; t < T; t++) {
@@ -279,6 +280,10 @@ export interface TrainGraphOptions {
   /** Forward execution backends for the float32 path (the reference backend is appended). */
   backends?: readonly Backend[];
   gemm?: GemmKernels;
+  /** Reuse the weight tensors handed to the backends across forwards until weightsChanged() (a
+   *  backend that copies weights, like wasm, then uploads them once per optimizer step, not per
+   *  sequence). Off by default: callers that edit parameters in place must call weightsChanged(). */
+  cacheWeights?: boolean;
 }
 
 /**
@@ -293,8 +298,11 @@ export class TrainGraph {
   private readonly gemm: GemmKernels;
   private readonly needsGrad: Uint8Array;
   private readonly lossId: number;
+  private readonly cacheWeights: boolean;
+  private weightCache = new Map<string, HostTensor>();
 
   constructor(readonly config: ModelConfig, readonly seqLen: number, o: TrainGraphOptions = {}) {
+    this.cacheWeights = o.cacheWeights ?? false;
     this.graph = buildLossGraph(config, seqLen);
     this.precision = o.precision ?? 'f32';
     this.backends = [...(o.backends ?? []), referenceBackend];
@@ -307,6 +315,11 @@ export class TrainGraph {
         throw new Error(`op "${n.op}" has no backward rule (node ${n.id})`);
       }
     }
+  }
+
+  /** Parameters were updated in place: the next forward hands fresh weight tensors to the backends. */
+  weightsChanged(): void {
+    this.weightCache = new Map();
   }
 
   /** Runs the forward pass; returns every node's value (ids/targets: one sequence, positions 0..T-1). */
@@ -322,10 +335,13 @@ export class TrainGraph {
       return p;
     };
     if (this.precision === 'f64') return forwardGeneric(this.graph, params, inputs, this.gemm);
-    const tensors = new Map<string, HostTensor>();
+    const tensors = this.cacheWeights ? this.weightCache : new Map<string, HostTensor>();
     const ctx: ExecContext = {
       weight: (name) => {
         let t = tensors.get(name);
+        // a cached tensor is only reused for the same parameter array (another params map: refresh)
+        const q = params.get(name);
+        if (t !== undefined && (q === undefined || t.data.buffer !== q.buffer || t.data.byteOffset !== q.byteOffset)) t = undefined;
         if (t === undefined) {
           const p = param(name);
           if (!(p instanceof Float32Array)) throw new Error(`parameter "${name}" must be float32 on the f32 path`);

@@ -16,6 +16,19 @@ export interface GemmKernels {
   nn(M: number, N: number, K: number, A: Arr, B: Arr, C: Arr): void;
   /** C[M,N] += A[K,M]^T @ B[K,N]. */
   tn(M: number, N: number, K: number, A: Arr, B: Arr, C: Arr): void;
+  /** Optional fast attention backward (float32; see the attention rule in autodiff.ts); dq/dk/dv
+   *  are accumulated into, null when not wanted. Returns false when it declines (the JS rule runs). */
+  attentionBackward?(a: AttentionShape, q: Arr, k: Arr, v: Arr, out: Arr, dout: Arr, pos: Int32Array, dq: Arr | null, dk: Arr | null, dv: Arr | null): boolean;
+}
+
+export interface AttentionShape {
+  T: number;
+  S: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  causal: boolean;
+  scale: number;
 }
 
 /** Plain TypeScript products with double-precision accumulation (the reference for faster kernels). */

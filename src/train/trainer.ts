@@ -136,7 +136,7 @@ export class Trainer {
     }
     this.sampler = new WindowSampler(this.data, o.seqLen, o.valFraction, o.seed);
     this.backends = [...(init.backends ?? []), referenceBackend];
-    this.graph = new TrainGraph(this.config, o.seqLen, { precision: o.precision, backends: init.backends, gemm: init.gemm });
+    this.graph = new TrainGraph(this.config, o.seqLen, { precision: o.precision, backends: init.backends, gemm: init.gemm, cacheWeights: true });
     for (const [name, shape] of modelParams(this.config)) {
       const p = this.params.get(name);
       if (p === undefined) throw new InvalidArgumentError(`parameter "${name}" is missing`);
@@ -240,6 +240,7 @@ export class Trainer {
       gradNorm = globalNorm(this.grads);
     }
     if (ok) this.opt.step(this.params, this.grads, lr);
+    this.graph.weightsChanged();
     const ms = performance.now() - t0;
     this.elapsedMs += ms;
     this.history.train.push({ step: this.step, loss, lr, gradNorm: Number.isFinite(gradNorm) ? gradNorm : -1 });

@@ -22,6 +22,8 @@ import type { OpAttrs, OpName } from '../../graph/ops.js';
 import { DTYPE_LAYOUT, type DType, type HostTensor } from '../../formats/tensor.js';
 import { asF32 } from '../reference/weights.js';
 import './webassembly.js';
+import * as os from 'node:os';
+import { JOB_GEMM, JOB_GEMV, ThreadPool, type PoolStats } from './pool.js';
 
 /** dtype codes of the kernels (assembly/matmul.ts). */
 const DT_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 5, q6_k: 6 };
@@ -38,7 +40,11 @@ interface Exports {
   quant_q8(x: number, K: number, xq: number, xd: number, xs: number): void;
   widen_q8(xq: number, K: number, x16: number): void;
   gemv_q8_0(w: number, x16: number, xd: number, y: number, N: number, K: number): void;
-  gemv_q4_0(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
+  /** xa: int8 activations (xq) or int16 (x16 from widen_q8) when q4_0_wants_x16() is 1. */
+  gemv_q4_0(w: number, xa: number, xd: number, xs: number, y: number, N: number, K: number): void;
+  q4_0_wants_x16(): number;
+  gemm_f32_ld(x: number, w: number, y: number, T: number, N: number, K: number, NB: number, ldy: number): void;
+  gemm_deq_ld(dt: number, x: number, w: number, y: number, T: number, N: number, K: number, panel: number, NB: number, ldy: number): void;
   gemv_q4_k(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
   gemv_q6_k(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
   binop(op: number, a: number, b: number, out: number, n: number, m: number): void;
@@ -55,6 +61,14 @@ export interface WasmBackendOptions {
   relaxed?: boolean | 'auto';
   /** Maximum memory in 64 KiB pages (default 65536 = 4 GiB, the wasm32 limit). */
   maxPages?: number;
+  /** Threads running kernels (the calling thread is one of them). Default: os.availableParallelism(). */
+  threads?: number;
+  /** GEMV on fewer weight bytes than this runs on one thread (default 512 KiB: thread hand-off costs more). */
+  minParallelBytes?: number;
+  /** GEMM with fewer multiply-adds (T*N*K) than this runs on one thread (default 2^21). */
+  minParallelMacs?: number;
+  /** Bytes of weights per GEMV chunk (default 256 KiB; tests use tiny chunks to exercise the split). */
+  chunkBytes?: number;
 }
 
 export interface WasmBackend extends Backend {
@@ -66,6 +80,9 @@ export interface WasmBackend extends Backend {
   readonly exports: Exports;
   /** Copies weights into wasm memory now (load time) instead of at first use. */
   uploadWeights(tensors: Iterable<HostTensor>): void;
+  /** Copies a weight into wasm memory and returns it as a tensor whose data is a view of that memory,
+   *  so the caller can drop its own copy (the weights are then held once, by this backend). */
+  place(t: HostTensor): HostTensor;
   beginRun(graph: Graph, options: RunOptions): void;
   /** Index of the first largest value (greedy sampling); copies `x` in when it is not in wasm memory. */
   argmax(x: Float32Array): number;
@@ -75,6 +92,12 @@ export interface WasmBackend extends Backend {
   alloc(bytes: number): number;
   /** A Float32Array view of `n` floats at byte offset `ptr` over the current buffer. */
   f32View(ptr: number, n: number): Float32Array;
+  /** Threads the kernels run on (1 = the calling thread only). */
+  readonly threads: number;
+  /** Dispatch counters of the thread pool. */
+  poolStats(): PoolStats;
+  /** Stops the worker threads (the backend keeps working on the calling thread). */
+  dispose(): void;
 }
 
 const ALIGN = 64;
@@ -212,6 +235,18 @@ class Heap {
   }
 }
 
+/** Bytes of one row of K elements of dtype code dt (as assembly/matmul.ts rowBytes). */
+function rowBytesOf(dt: number, K: number): number {
+  switch (dt) {
+    case 0: return K * 4;
+    case 1: case 2: return K * 2;
+    case 3: return (K / 32) * 34;
+    case 4: return (K / 32) * 18;
+    case 5: return (K / 256) * 144;
+    default: return (K / 256) * 210;
+  }
+}
+
 function numel(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -240,6 +275,13 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const instance = await WebAssembly.instantiate(mod, { env: { memory } });
   const ex = instance.exports as unknown as Exports;
   const heap = new Heap(memory, Math.max(ex.heap_base(), 65536), maxPages);
+  const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
+  const pool = await ThreadPool.create(threads, mod, memory, ex);
+  const A = pool.args;
+  const minParallelBytes = opts.minParallelBytes ?? 512 * 1024;
+  const minParallelMacs = opts.minParallelMacs ?? 1 << 21;
+  const chunkBytes = opts.chunkBytes ?? 262144;
+  const q4x16 = ex.q4_0_wants_x16() === 1;
 
   // ---- weights and states --------------------------------------------------------------------
   const weightPtr = new WeakMap<HostTensor, number>();
@@ -249,6 +291,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 
   function uploadTensor(t: HostTensor): number {
     let p = weightPtr.get(t);
+    if (p === undefined && heap.resident(t.data)) {
+      p = t.data.byteOffset; // already in wasm memory (placed at load time)
+      weightPtr.set(t, p);
+    }
     if (p === undefined) {
       p = heap.alloc(t.data.byteLength);
       heap.u8.set(t.data, p);
@@ -325,39 +371,46 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     }
     const y = out(node);
     const dt = DT_CODE[dtype];
+    const rb = rowBytesOf(dt, K);
     if (T < 4) {
-      for (let t = 0; t < T; t++) gemvRow(dtype, w, x + t * K * 4, y + t * N * 4, N, K);
-    } else if (dtype === 'f32') {
-      ex.gemm_f32(x, w, y, T, N, K, panelRows(K));
+      for (let t = 0; t < T; t++) gemvRow(dt, w, rb, x + t * K * 4, y + t * N * 4, N, K);
     } else {
+      // columns (rows of W) split into chunks of whole panels; every thread has its own panel scratch
       const NB = panelRows(K);
-      const panel = heap.arena(NB * K * 4);
-      ex.gemm_deq(dt, x, w, y, T, N, K, panel, NB);
+      const panelBytes = dt === 0 ? 0 : NB * K * 4;
+      const panel = dt === 0 ? 0 : heap.arena(panelBytes * pool.threads);
+      const panels = Math.ceil(N / NB);
+      const cpc = NB * Math.max(1, Math.floor(panels / (4 * pool.threads)));
+      A[0] = JOB_GEMM; A[1] = dt; A[2] = x; A[3] = w; A[4] = rb; A[5] = y; A[6] = T; A[7] = N; A[8] = K;
+      A[9] = NB; A[10] = panel; A[11] = panelBytes; A[12] = cpc;
+      pool.run(Math.ceil(N / cpc), T * N * K >= minParallelMacs);
     }
     return done(node, y);
   }
 
-  function gemvRow(dtype: DType, w: number, x: number, y: number, N: number, K: number): void {
-    switch (dtype) {
-      case 'f32': return ex.gemv_f32(w, x, y, N, K);
-      case 'f16': return ex.gemv_f16(w, x, y, N, K);
-      case 'bf16': return ex.gemv_bf16(w, x, y, N, K);
-      default: {
-        const nb = K / 32;
-        const xq = heap.arena(K);
-        const xd = heap.arena(nb * 4);
-        const xs = heap.arena(nb * 4);
-        ex.quant_q8(x, K, xq, xd, xs);
-        if (dtype === 'q8_0') {
-          const x16 = heap.arena(K * 2);
-          ex.widen_q8(xq, K, x16);
-          ex.gemv_q8_0(w, x16, xd, y, N, K);
-        }
-        else if (dtype === 'q4_0') ex.gemv_q4_0(w, xq, xd, xs, y, N, K);
-        else if (dtype === 'q4_k') ex.gemv_q4_k(w, xq, xd, xs, y, N, K);
-        else ex.gemv_q6_k(w, xq, xd, y, N, K);
+  /** One row x[K] against W[N, K]: activations quantized to int8 for block types, rows split over threads. */
+  function gemvRow(dt: number, w: number, rb: number, x: number, y: number, N: number, K: number): void {
+    A[0] = JOB_GEMV; A[1] = dt; A[2] = w; A[3] = rb; A[7] = y; A[8] = N; A[9] = K;
+    if (dt <= 2) {
+      A[4] = x;
+    } else {
+      const nb = K / 32;
+      const xq = heap.arena(K);
+      const xd = heap.arena(nb * 4);
+      const xs = heap.arena(nb * 4);
+      ex.quant_q8(x, K, xq, xd, xs);
+      let xa = xq;
+      if (dt === 3 || (dt === 4 && q4x16)) {
+        xa = heap.arena(K * 2);
+        ex.widen_q8(xq, K, xa);
       }
+      A[4] = xa; A[5] = xd; A[6] = xs;
     }
+    const bytes = N * rb;
+    // ~256 KiB of weights per chunk (a multiple of 4 rows: the kernels do 4 rows per pass)
+    const rpc = Math.max(4, Math.floor(chunkBytes / rb) & ~3);
+    A[10] = rpc;
+    pool.run(Math.ceil(N / rpc), bytes >= minParallelBytes && N >= 8);
   }
 
   // ---- rope tables -----------------------------------------------------------------------------
@@ -569,6 +622,16 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     uploadWeights(tensors: Iterable<HostTensor>) {
       for (const t of tensors) uploadTensor(t);
     },
+    place(t: HostTensor): HostTensor {
+      if (heap.resident(t.data)) return t;
+      const bytes = t.data.byteLength;
+      const p = heap.alloc(bytes);
+      heap.u8.set(t.data, p);
+      const placed: HostTensor = { ...t, data: new Uint8Array(heap.u8.buffer, p, bytes) };
+      weightPtr.set(placed, p);
+      reclaim.register(placed, { ptr: p, bytes });
+      return placed;
+    },
     argmax(x: Float32Array): number {
       if (heap.resident(x)) return ex.argmax(x.byteOffset, x.length);
       heap.resetArena(); // between runs only: the arena holds nothing that outlives a run
@@ -579,6 +642,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     stats: () => ({ persistentBytes: heap.persistentBytes, arenaBytes: heap.arenaBytes, memoryBytes: memory.buffer.byteLength }),
     alloc: (bytes: number) => heap.alloc(bytes),
     f32View: (ptr: number, n: number) => view(ptr, n),
+    threads: pool.threads,
+    poolStats: () => ({ ...pool.stats }),
+    dispose: () => pool.dispose(),
   };
   return backend;
 }

@@ -334,20 +334,30 @@ function gemmBlock(x: usize, w: usize, y: usize, T: i32, nb: i32, K: i32, ldy: i
 
 /** y[T, N] = x[T, K] @ W[N, K]^T with f32 W, in panels of NB rows of W (NB*K*4 bytes ~ L2-resident). */
 export function gemm_f32(x: usize, w: usize, y: usize, T: i32, N: i32, K: i32, NB: i32): void {
+  gemm_f32_ld(x, w, y, T, N, K, NB, N);
+}
+
+/** gemm_f32 with an explicit row stride ldy (floats) of y: a thread computes a block of N columns. */
+export function gemm_f32_ld(x: usize, w: usize, y: usize, T: i32, N: i32, K: i32, NB: i32, ldy: i32): void {
   for (let n0 = 0; n0 < N; n0 += NB) {
     const nb = min(NB, N - n0);
-    gemmBlock(x, w + <usize>n0 * (<usize>K << 2), y + (<usize>n0 << 2), T, nb, K, N);
+    gemmBlock(x, w + <usize>n0 * (<usize>K << 2), y + (<usize>n0 << 2), T, nb, K, ldy);
   }
 }
 
 /** y[T, N] = x[T, K] @ W[N, K]^T for any dtype: each panel of NB rows is dequantized to f32 at
  *  `panel` (NB*K*4 bytes of scratch) once, then multiplied against all T rows. */
 export function gemm_deq(dt: i32, x: usize, w: usize, y: usize, T: i32, N: i32, K: i32, panel: usize, NB: i32): void {
+  gemm_deq_ld(dt, x, w, y, T, N, K, panel, NB, N);
+}
+
+/** gemm_deq with an explicit row stride ldy (floats) of y. */
+export function gemm_deq_ld(dt: i32, x: usize, w: usize, y: usize, T: i32, N: i32, K: i32, panel: usize, NB: i32, ldy: i32): void {
   const rb = rowBytes(dt, K);
   for (let n0 = 0; n0 < N; n0 += NB) {
     const nb = min(NB, N - n0);
     for (let j = 0; j < nb; j++) deq_row(dt, w + <usize>(n0 + j) * rb, K, panel + <usize>j * (<usize>K << 2));
-    gemmBlock(x, panel, y + (<usize>n0 << 2), T, nb, K, N);
+    gemmBlock(x, panel, y + (<usize>n0 << 2), T, nb, K, ldy);
   }
 }
 
@@ -407,44 +417,127 @@ export function widen_q8(xq: usize, K: i32, x16: usize): void {
   for (let i = 0; i < K; i += 8) v128.store(x16 + (<usize>i << 1), v128.load8x8_s(xq + <usize>i));
 }
 
+/** i32x4 partial sums of one q8_0 block (weights at p, 34 bytes) against 32 widened activations xi. */
+// @ts-ignore: decorator
+@inline function q8blk(p: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 2), x0), i32x4.dot_i16x8_s(v128.load8x8_s(p, 10), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 18), x2), i32x4.dot_i16x8_s(v128.load8x8_s(p, 26), x3)));
+}
+
 /** y[n] = sum_b dw[n,b] * dx[b] * sum_i qw[n,b,i] * xq[b,i]   (q8_0 W, quant_q8 x widened to i16 by widen_q8).
- *  Weights are sign-extended while loading (v128.load8x8_s) and multiplied with i32x4.dot_i16x8_s. */
+ *  Weights are sign-extended while loading (v128.load8x8_s) and multiplied with i32x4.dot_i16x8_s;
+ *  4 rows per pass share the activation loads. */
 export function gemv_q8_0(w: usize, x16: usize, xd: usize, y: usize, N: i32, K: i32): void {
   const nbk = K >> 5;
-  for (let n = 0; n < N; n++) {
-    const row = w + <usize>n * <usize>nbk * 34;
+  const rb = <usize>nbk * 34;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const r0 = w + <usize>n * rb;
+    const r1 = r0 + rb, r2 = r1 + rb, r3 = r2 + rb;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let b = 0; b < nbk; b++) {
+      const q = x16 + (<usize>b << 6);
+      const x0 = v128.load(q), x1 = v128.load(q, 16), x2 = v128.load(q, 32), x3 = v128.load(q, 48);
+      const dx = load<f32>(xd + (<usize>b << 2));
+      const o = <usize>b * 34;
+      const p0 = r0 + o, p1 = r1 + o, p2 = r2 + o, p3 = r3 + o;
+      a0 = fma4(f32x4.convert_i32x4_s(q8blk(p0, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p0)) * dx), a0);
+      a1 = fma4(f32x4.convert_i32x4_s(q8blk(p1, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p1)) * dx), a1);
+      a2 = fma4(f32x4.convert_i32x4_s(q8blk(p2, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p2)) * dx), a2);
+      a3 = fma4(f32x4.convert_i32x4_s(q8blk(p3, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p3)) * dx), a3);
+    }
+    const yo = y + (<usize>n << 2);
+    store<f32>(yo, hsum(a0));
+    store<f32>(yo, hsum(a1), 4);
+    store<f32>(yo, hsum(a2), 8);
+    store<f32>(yo, hsum(a3), 12);
+  }
+  for (; n < N; n++) {
+    const row = w + <usize>n * rb;
     let acc = f32x4.splat(0);
     for (let b = 0; b < nbk; b++) {
       const p = row + <usize>b * 34;
       const q = x16 + (<usize>b << 6);
-      const s0 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 2), v128.load(q)), i32x4.dot_i16x8_s(v128.load8x8_s(p, 10), v128.load(q, 16)));
-      const s1 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(p, 18), v128.load(q, 32)), i32x4.dot_i16x8_s(v128.load8x8_s(p, 26), v128.load(q, 48)));
-      const dd = f16(load<u16>(p)) * load<f32>(xd + (<usize>b << 2));
-      acc = fma4(f32x4.convert_i32x4_s(i32x4.add(s0, s1)), f32x4.splat(dd), acc);
+      const s = q8blk(p, v128.load(q), v128.load(q, 16), v128.load(q, 32), v128.load(q, 48));
+      acc = fma4(f32x4.convert_i32x4_s(s), f32x4.splat(f16(load<u16>(p)) * load<f32>(xd + (<usize>b << 2))), acc);
     }
     store<f32>(y + (<usize>n << 2), hsum(acc));
   }
 }
 
-/** q4_0 W: y[n] = sum_b dw*dx * (sum_i nib_i * xq_i - 8 * sum_i xq_i). */
-export function gemv_q4_0(w: usize, xq: usize, xd: usize, xs: usize, y: usize, N: i32, K: i32): void {
+/** sum over one q4_0 block of nibble * x as 4 i32 partial sums; x as xq (int8, relaxed build: pmaddubsw)
+ *  or as x16 (int16, plain build: nibbles widened to i16 and i32x4.dot_i16x8_s, the pmaddwd pair dot). */
+// @ts-ignore: decorator
+@inline function q4blk(qs: v128, m4: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const lo = v128.and(qs, m4);
+  const hi = i8x16.shr_u(qs, 4);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    // x0, x1: the 32 int8 activations (x2, x3 unused)
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi)));
+  }
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), x1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), x2), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), x3)));
+}
+
+/** q4_0 W: y[n] = sum_b dw*dx * (sum_i nib_i * xq_i - 8 * sum_i xq_i). `xa` is the activation row as
+ *  int8 (xq, relaxed build) or widened to int16 (x16 from widen_q8, plain build): see q4_0_wants_x16.
+ *  4 rows per pass share the activation loads. */
+export function gemv_q4_0(w: usize, xa: usize, xd: usize, xs: usize, y: usize, N: i32, K: i32): void {
   const nbk = K >> 5;
+  const rb = <usize>nbk * 18;
   const m4 = i8x16.splat(15);
-  for (let n = 0; n < N; n++) {
-    const row = w + <usize>n * <usize>nbk * 18;
+  const sh: usize = ASC_FEATURE_RELAXED_SIMD ? 5 : 6; // bytes of activations per block: 32 or 64
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const r0 = w + <usize>n * rb;
+    const r1 = r0 + rb, r2 = r1 + rb, r3 = r2 + rb;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let c0: f32 = 0, c1: f32 = 0, c2: f32 = 0, c3: f32 = 0;
+    for (let b = 0; b < nbk; b++) {
+      const q = xa + (<usize>b << sh);
+      const x0 = v128.load(q), x1 = v128.load(q, 16);
+      const x2 = ASC_FEATURE_RELAXED_SIMD ? x0 : v128.load(q, 32);
+      const x3 = ASC_FEATURE_RELAXED_SIMD ? x1 : v128.load(q, 48);
+      const dx = load<f32>(xd + (<usize>b << 2));
+      const sx = load<f32>(xs + (<usize>b << 2));
+      const o = <usize>b * 18;
+      const p0 = r0 + o, p1 = r1 + o, p2 = r2 + o, p3 = r3 + o;
+      const d0 = f16(load<u16>(p0)) * dx, d1 = f16(load<u16>(p1)) * dx, d2 = f16(load<u16>(p2)) * dx, d3 = f16(load<u16>(p3)) * dx;
+      a0 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p0, 2), m4, x0, x1, x2, x3)), f32x4.splat(d0), a0);
+      a1 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p1, 2), m4, x0, x1, x2, x3)), f32x4.splat(d1), a1);
+      a2 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p2, 2), m4, x0, x1, x2, x3)), f32x4.splat(d2), a2);
+      a3 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p3, 2), m4, x0, x1, x2, x3)), f32x4.splat(d3), a3);
+      c0 += d0 * sx; c1 += d1 * sx; c2 += d2 * sx; c3 += d3 * sx;
+    }
+    const yo = y + (<usize>n << 2);
+    store<f32>(yo, hsum(a0) - 8 * c0);
+    store<f32>(yo, hsum(a1) - 8 * c1, 4);
+    store<f32>(yo, hsum(a2) - 8 * c2, 8);
+    store<f32>(yo, hsum(a3) - 8 * c3, 12);
+  }
+  for (; n < N; n++) {
+    const row = w + <usize>n * rb;
     let acc = f32x4.splat(0);
     let corr: f32 = 0;
     for (let b = 0; b < nbk; b++) {
       const p = row + <usize>b * 18;
-      const q = xq + (<usize>b << 5);
-      const qs = v128.load(p, 2);
-      const s = dot32u4(v128.and(qs, m4), v128.load(q), i8x16.shr_u(qs, 4), v128.load(q, 16));
+      const q = xa + (<usize>b << sh);
+      const x0 = v128.load(q), x1 = v128.load(q, 16);
+      const x2 = ASC_FEATURE_RELAXED_SIMD ? x0 : v128.load(q, 32);
+      const x3 = ASC_FEATURE_RELAXED_SIMD ? x1 : v128.load(q, 48);
       const dd = f16(load<u16>(p)) * load<f32>(xd + (<usize>b << 2));
-      acc = fma4(f32x4.convert_i32x4_s(s), f32x4.splat(dd), acc);
+      acc = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p, 2), m4, x0, x1, x2, x3)), f32x4.splat(dd), acc);
       corr += dd * load<f32>(xs + (<usize>b << 2));
     }
     store<f32>(y + (<usize>n << 2), hsum(acc) - 8 * corr);
   }
+}
+
+/** 1 when gemv_q4_0 takes the activations widened to int16 (x16), 0 when it takes int8 (xq). */
+export function q4_0_wants_x16(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 0 : 1;
 }
 
 /** q4_k W: per sub-block j of 32: d*sc_j*dx_j * sum(q*xq) - dmin*m_j*dx_j * sum(xq). */
