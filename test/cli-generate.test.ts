@@ -28,18 +28,32 @@ test('generate --output json reproduces run.c (greedy and seeded top-p) for the 
     ['--model', path.join(dir, 'hf/stories260K-hf')],
   ];
   for (const m of models) {
-    const g = run(['generate', ...m, '--prompt', greedy.prompt, '--temperature', '0', '--max-tokens', String(greedy.generated_ids.length), '--output', 'json']);
+    const g = run(['generate', ...m, '--backend', 'reference', '--prompt', greedy.prompt, '--temperature', '0', '--max-tokens', String(greedy.generated_ids.length), '--output', 'json']);
     assert.equal(g.code, 0, g.stderr);
     const out = JSON.parse(g.stdout);
     assert.deepEqual(out.prompt_ids, greedy.prompt_ids);
     assert.deepEqual(out.generated_ids.slice(0, greedy.safe_prefix_len), greedy.generated_ids.slice(0, greedy.safe_prefix_len));
     assert.equal(typeof out.text, 'string');
     // --steps uses run.c's counting (positions incl. the prompt) and --sampler llama2c its sampler.
-    const s = run(['generate', ...m, '--prompt', seeded.prompt, '--temperature', '1', '--top-p', '0.9', '--seed', String(seeded.seed), '--steps', String(seeded.steps), '--sampler', 'llama2c', '--output', 'json', '--quiet']);
+    const s = run(['generate', ...m, '--backend', 'reference', '--prompt', seeded.prompt, '--temperature', '1', '--top-p', '0.9', '--seed', String(seeded.seed), '--steps', String(seeded.steps), '--sampler', 'llama2c', '--output', 'json', '--quiet']);
     assert.equal(s.code, 0, s.stderr);
     assert.deepEqual(JSON.parse(s.stdout).generated_ids, seeded.generated_ids);
     assert.equal(s.stderr, '', '--quiet prints nothing on stderr');
   }
+});
+
+test('generate on the default (wasm) backend, 1 and 2 threads, reproduces run.c greedy ids; the process exits', (t) => {
+  if (dir === null) return t.skip('shared/models not found: skipping CLI reference runs');
+  const ref = JSON.parse(fs.readFileSync(path.join(dir, 'reference/llama2c-stories260K.json'), 'utf8'));
+  const greedy = ref.cases.find((c: { sampling: string; prompt: string }) => c.sampling === 'greedy' && c.prompt === 'Once upon a time');
+  for (const extra of [[], ['--backend', 'wasm', '--threads', '1'], ['--backend', 'wasm', '--threads', '2']]) {
+    const g = run(['generate', '--model', path.join(dir, 'gguf/stories260K.gguf'), ...extra, '--prompt', greedy.prompt, '--temperature', '0', '--max-tokens', String(greedy.generated_ids.length), '--output', 'json', '--quiet']);
+    assert.equal(g.code, 0, g.stderr);
+    assert.deepEqual(JSON.parse(g.stdout).generated_ids.slice(0, greedy.safe_prefix_len), greedy.generated_ids.slice(0, greedy.safe_prefix_len), `${extra.join(' ')}: greedy ids`);
+  }
+  const bad = run(['generate', '--model', path.join(dir, 'gguf/stories260K.gguf'), '--backend', 'gpu']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--backend: expected one of auto, wasm, reference/);
 });
 
 test('generate --output text writes only the continuation to stdout; diagnostics go to stderr', (t) => {

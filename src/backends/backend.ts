@@ -40,6 +40,9 @@ export interface Backend {
   /** Called by runGraph before the first node of every run (a backend may recycle its per-run scratch
    *  memory here; the graph tells it which values outlive the run). */
   beginRun?(graph: Graph, options: RunOptions): void;
+  /** A zeroed persistent buffer for a session's state (KV cache) in the backend's own memory, so it is neither
+   *  held twice nor copied in (the first backend's allocState is used when it has one). */
+  allocState?(length: number): Float32Array;
   /** Releases what the backend holds beyond memory (worker threads); called by the owner (loadModel's Model.dispose). */
   dispose?(): void;
 }

@@ -31,10 +31,13 @@ export class InferenceSession {
       throw new InvalidArgumentError(`context length ${n} exceeds the model's ${info.maxPositions} learned positions`);
     }
     this.contextLength = n;
-    // Preallocate the whole KV cache now, so decoding never grows it.
+    // Preallocate the whole KV cache now, so decoding never grows it (in the fast backend's memory when it
+    // offers that: no second copy, nothing to copy in).
+    const first = backends[0];
+    const alloc = first?.allocState !== undefined ? (n: number) => first.allocState!(n) : (n: number) => new Float32Array(n);
     for (let l = 0; l < info.numLayers; l++) {
-      this.states.set(`cache.k.${l}`, new Float32Array(this.contextLength * info.kvDim));
-      this.states.set(`cache.v.${l}`, new Float32Array(this.contextLength * info.kvDim));
+      this.states.set(`cache.k.${l}`, alloc(this.contextLength * info.kvDim));
+      this.states.set(`cache.v.${l}`, alloc(this.contextLength * info.kvDim));
     }
   }
 

@@ -69,6 +69,9 @@ export interface WasmBackendOptions {
   minParallelMacs?: number;
   /** Bytes of weights per GEMV chunk (default 256 KiB; tests use tiny chunks to exercise the split). */
   chunkBytes?: number;
+  /** Keep measuring whether all threads beat the calling thread alone and use the faster (default true;
+   *  false: always split big work, for tests). */
+  adaptive?: boolean;
 }
 
 export interface WasmBackend extends Backend {
@@ -181,13 +184,18 @@ class Heap {
     this.refresh();
   }
 
+  /** Whether the last alloc reused freed memory (not zero) rather than fresh pages (zero). */
+  reused = false;
+
   alloc(bytes: number): number {
     const size = align(Math.max(bytes, 1));
     const list = this.free.get(size);
     if (list !== undefined && list.length > 0) {
       this.persistentBytes += size;
+      this.reused = true;
       return list.pop()!;
     }
+    this.reused = false;
     const p = this.top;
     this.ensure(p + size);
     this.top = p + size;
@@ -278,6 +286,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
   const pool = await ThreadPool.create(threads, mod, memory, ex);
   const A = pool.args;
+  pool.adaptive = opts.adaptive ?? true;
   const minParallelBytes = opts.minParallelBytes ?? 512 * 1024;
   const minParallelMacs = opts.minParallelMacs ?? 1 << 21;
   const chunkBytes = opts.chunkBytes ?? 262144;
@@ -383,7 +392,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       const cpc = NB * Math.max(1, Math.floor(panels / (4 * pool.threads)));
       A[0] = JOB_GEMM; A[1] = dt; A[2] = x; A[3] = w; A[4] = rb; A[5] = y; A[6] = T; A[7] = N; A[8] = K;
       A[9] = NB; A[10] = panel; A[11] = panelBytes; A[12] = cpc;
-      pool.run(Math.ceil(N / cpc), T * N * K >= minParallelMacs);
+      pool.run(Math.ceil(N / cpc), T * N * K >= minParallelMacs, (T * N * K) / 8);
     }
     return done(node, y);
   }
@@ -410,7 +419,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     // ~256 KiB of weights per chunk (a multiple of 4 rows: the kernels do 4 rows per pass)
     const rpc = Math.max(4, Math.floor(chunkBytes / rb) & ~3);
     A[10] = rpc;
-    pool.run(Math.ceil(N / rpc), bytes >= minParallelBytes && N >= 8);
+    pool.run(Math.ceil(N / rpc), bytes >= minParallelBytes && N >= 8, bytes);
   }
 
   // ---- rope tables -----------------------------------------------------------------------------
@@ -431,7 +440,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const kernels: KernelTable = {
     state: (node, _in, ctx: ExecContext) => {
       const host = ctx.state(node.attrs.name, node.shape);
-      let m = stateMirror.get(host);
+      let m = heap.resident(host) ? host : stateMirror.get(host);
       if (m === undefined) {
         const p = heap.alloc(host.byteLength);
         heap.f32.set(host, p >> 2);
@@ -621,6 +630,14 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     },
     uploadWeights(tensors: Iterable<HostTensor>) {
       for (const t of tensors) uploadTensor(t);
+    },
+    allocState(length: number): Float32Array {
+      const bytes = length * 4;
+      const p = heap.alloc(bytes);
+      if (heap.reused) heap.u8.fill(0, p, p + bytes); // fresh pages are zero (and stay uncommitted until used)
+      const s = view(p, length);
+      reclaim.register(s, { ptr: p, bytes });
+      return s;
     },
     place(t: HostTensor): HostTensor {
       if (heap.resident(t.data)) return t;

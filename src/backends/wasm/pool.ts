@@ -12,9 +12,12 @@
 // Workers spin on WORD for a while after each job (decode launches many small jobs back to back),
 // then sleep in Atomics.wait.
 //
-// Adaptive: a job waits for claimed chunks to finish; when that wait is long (the second vCPU is
-// busy or time-sliced) twice in a row, the pool runs the next jobs on the main thread alone for a
-// while, then tries again.
+// Adaptive (so that more threads are never slower than one): the pool keeps measuring. It alternates
+// short probe windows, PROBE jobs on all threads then PROBE jobs on the main thread alone, compares the
+// throughput (work units per ms of wall time, for jobs big enough to split), and runs the next EXPLOIT
+// jobs the faster way. When the other vCPU is busy with another process or time-sliced by the host, the
+// worker's spinning only steals time from the main thread and the solo mode wins; on an idle machine
+// the parallel one does. Decode repeats the same job sequence every token, so the windows compare alike.
 
 import { Worker } from 'node:worker_threads';
 
@@ -30,6 +33,8 @@ export const N_CHUNKS = 15;
 export const CLOSED = 0xffff;
 /** Spin iterations (each an Atomics.load) before a worker sleeps: ~0.3-1 ms. */
 export const SPIN = 20000;
+const PROBE = 256;
+const EXPLOIT = 4096;
 
 /** Job kinds (F64[0]). */
 export const JOB_GEMV = 1;
@@ -103,8 +108,16 @@ export class ThreadPool {
   readonly args: Float64Array;
   private readonly workers: Worker[] = [];
   private gen = 0;
-  private soloLeft = 0;
-  private strikes = 0;
+  /** 0: probing parallel, 1: probing solo, 2: exploiting `useParallel`. */
+  private phase = 0;
+  private phaseJobs = 0;
+  private useParallel = true;
+  private workP = 0;
+  private msP = 0;
+  private workS = 0;
+  private msS = 0;
+  /** Adaptive mode on (off: always parallel when asked, for tests). */
+  adaptive = true;
   private disposed = false;
   readonly stats: PoolStats = { jobs: 0, parallelJobs: 0, workerChunks: 0, totalChunks: 0, stalls: 0, solo: false };
 
@@ -138,18 +151,44 @@ export class ThreadPool {
    * Runs chunks 0..n-1 of the job in `this.args` (written by the caller) on every thread and returns
    * when all are done. `parallel` false (small work) runs them on the calling thread.
    */
-  run(n: number, parallel = true): void {
+  run(n: number, parallel = true, work = 1): void {
     const st = this.stats;
     st.jobs++;
     st.totalChunks += n;
-    if (this.workers.length === 0 || n <= 1 || !parallel || this.soloLeft > 0) {
-      if (this.soloLeft > 0 && parallel) {
-        this.soloLeft--;
-        st.solo = this.soloLeft > 0;
-      }
+    if (this.workers.length === 0 || n <= 1 || !parallel) {
       for (let c = 0; c < n; c++) runChunk(this.ex, this.args, c, 0);
       return;
     }
+    if (!this.adaptive) {
+      this.runParallel(n);
+      return;
+    }
+    const usePar = this.phase === 0 || (this.phase === 2 && this.useParallel);
+    const t0 = performance.now();
+    if (usePar) this.runParallel(n);
+    else for (let c = 0; c < n; c++) runChunk(this.ex, this.args, c, 0);
+    const ms = performance.now() - t0;
+    if (this.phase === 0) {
+      this.workP += work;
+      this.msP += ms;
+    } else if (this.phase === 1) {
+      this.workS += work;
+      this.msS += ms;
+    }
+    if (++this.phaseJobs >= (this.phase === 2 ? EXPLOIT : PROBE)) {
+      this.phaseJobs = 0;
+      if (this.phase === 1) {
+        // parallel must win by 3% to be worth the second core
+        this.useParallel = this.workP / this.msP > 1.03 * (this.workS / this.msS);
+        st.solo = !this.useParallel;
+        this.workP = this.msP = this.workS = this.msS = 0;
+      }
+      this.phase = (this.phase + 1) % 3;
+    }
+  }
+
+  private runParallel(n: number): void {
+    const st = this.stats;
     st.parallelJobs++;
     const I = this.i32;
     this.args[N_CHUNKS] = n;
@@ -172,20 +211,7 @@ export class ThreadPool {
       while ((done = Atomics.load(I, DONE)) < n) {
         /* spin: the worker holds a chunk */
       }
-      const waited = performance.now() - t0;
-      if (waited > 1) {
-        st.stalls++;
-        if (++this.strikes >= 2) {
-          // the second vCPU is not really there right now: run alone for a while
-          this.soloLeft = 2000;
-          st.solo = true;
-          this.strikes = 0;
-        }
-      } else {
-        this.strikes = 0;
-      }
-    } else {
-      this.strikes = 0;
+      if (performance.now() - t0 > 0.5) st.stalls++;
     }
     st.workerChunks += n - mine;
     Atomics.store(I, WORD, (g << 16) | CLOSED); // close the job before the next one rewrites the arguments
