@@ -62,25 +62,62 @@ export interface RunOptions {
  * put the reference backend last so every op has a fallback.
  */
 export function runGraph(graph: Graph, backends: readonly Backend[], ctx: ExecContext, options: RunOptions = {}): Map<string, Dense> {
-  const values: (Value | undefined)[] = options.retain ?? new Array(graph.nodes.length);
-  const lastUse = new Int32Array(graph.nodes.length).fill(-1);
-  for (const n of graph.nodes) for (const i of n.inputs) lastUse[i] = n.id;
-  const outputIds = new Set(graph.outputs.values());
+  const plan = planFor(graph, backends);
+  const values: (Value | undefined)[] = options.retain ?? plan.values;
+  const { lastUse, outputIds, kernels, inputs: inputArrays } = plan;
   for (const b of backends) b.beginRun?.(graph, options);
-  for (const node of graph.nodes) {
-    const inputs = node.inputs.map((i) => values[i]!);
-    const kernel = pickKernel(node, inputs, backends);
+  const nodes = graph.nodes;
+  for (let n = 0; n < nodes.length; n++) {
+    const node = nodes[n]!;
+    const ids = node.inputs;
+    const inputs = inputArrays[n]!;
+    for (let j = 0; j < ids.length; j++) inputs[j] = values[ids[j]!]!;
+    // the kernel each node runs on is picked on the graph's first run, then reused (a per-graph plan)
+    const kernel = (kernels[n] ??= pickKernel(node, inputs, backends));
     values[node.id] = kernel(node, inputs, ctx);
     // Drop intermediates once their last consumer ran, so peak memory stays near one layer.
-    if (options.retain === undefined) for (const i of node.inputs) if (lastUse[i] === node.id && !outputIds.has(i)) values[i] = undefined;
+    if (options.retain === undefined) for (let j = 0; j < ids.length; j++) if (lastUse[ids[j]!] === node.id && !outputIds.has(ids[j]!)) values[ids[j]!] = undefined;
   }
+
   const out = new Map<string, Dense>();
   for (const [name, id] of graph.outputs) {
     const v = values[id];
     if (v === undefined || v.kind !== 'dense') throw new Error(`graph output "${name}" is not a dense value`);
     out.set(name, v);
   }
+  // hold nothing between runs (the plan's arrays are reused)
+  if (options.retain === undefined) values.fill(undefined);
+  for (let j = 0; j < inputArrays.length; j++) inputArrays[j]!.fill(undefined as unknown as Value);
   return out;
+}
+
+/** What runGraph computes once per graph (and backend list) instead of on every run. */
+interface Plan {
+  backends: readonly Backend[];
+  nodeCount: number;
+  lastUse: Int32Array;
+  outputIds: Set<number>;
+  kernels: (Kernel | undefined)[];
+  /** One reusable inputs array per node. */
+  inputs: Value[][];
+  /** The values array of a run (emptied at the end of each). */
+  values: (Value | undefined)[];
+}
+
+const plans = new WeakMap<Graph, Plan>();
+
+function planFor(graph: Graph, backends: readonly Backend[]): Plan {
+  let p = plans.get(graph);
+  if (p === undefined || p.backends !== backends || p.nodeCount !== graph.nodes.length) {
+    const lastUse = new Int32Array(graph.nodes.length).fill(-1);
+    for (const n of graph.nodes) for (const i of n.inputs) lastUse[i] = n.id;
+    p = {
+      backends, nodeCount: graph.nodes.length, lastUse, outputIds: new Set(graph.outputs.values()),
+      kernels: new Array(graph.nodes.length), inputs: graph.nodes.map((n) => new Array(n.inputs.length)), values: new Array(graph.nodes.length),
+    };
+    plans.set(graph, p);
+  }
+  return p;
 }
 
 function pickKernel(node: Node, inputs: Value[], backends: readonly Backend[]): Kernel {

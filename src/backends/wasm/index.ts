@@ -330,6 +330,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   // ---- per-run state ---------------------------------------------------------------------------
   let outputIds = new Set<number>();
   let copyAll = false;
+  /** Per graph: its output ids, and the Dense value each node returned last run (arena offsets repeat run after
+   *  run for the same graph, so the same view object is handed out again instead of a new one per node). */
+  const graphState = new WeakMap<Graph, { outputIds: Set<number>; dense: (Dense | undefined)[] }>();
+  let denseCache: (Dense | undefined)[] = [];
 
   function view(ptr: number, n: number): Float32Array {
     return new Float32Array(heap.u8.buffer, ptr, n);
@@ -361,8 +365,12 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 
   /** The result of `node` at ptr: an arena view, or a JS copy when the value must outlive the run. */
   function done(node: Node, ptr: number): Dense {
-    const v = view(ptr, numel(node.shape));
-    return dense(node.shape, copyAll || outputIds.has(node.id) ? v.slice() : v);
+    if (copyAll || outputIds.has(node.id)) return dense(node.shape, view(ptr, numel(node.shape)).slice());
+    const c = denseCache[node.id];
+    if (c !== undefined && c.data.byteOffset === ptr && c.data.buffer === heap.u8.buffer) return c;
+    const d = dense(node.shape, view(ptr, numel(node.shape)));
+    denseCache[node.id] = d;
+    return d;
   }
 
   // ---- matmul ----------------------------------------------------------------------------------
@@ -625,7 +633,13 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     supports,
     beginRun(graph: Graph, options: RunOptions) {
       heap.resetArena();
-      outputIds = new Set(graph.outputs.values());
+      let gs = graphState.get(graph);
+      if (gs === undefined || gs.dense.length !== graph.nodes.length) {
+        gs = { outputIds: new Set(graph.outputs.values()), dense: new Array(graph.nodes.length) };
+        graphState.set(graph, gs);
+      }
+      outputIds = gs.outputIds;
+      denseCache = gs.dense;
       copyAll = options.retain !== undefined;
     },
     uploadWeights(tensors: Iterable<HostTensor>) {

@@ -417,6 +417,17 @@ export function widen_q8(xq: usize, K: i32, x16: usize): void {
   for (let i = 0; i < K; i += 8) v128.store(x16 + (<usize>i << 1), v128.load8x8_s(xq + <usize>i));
 }
 
+/** The f16 at p0, p1, p2, p3 as one f32x4 (loaded into the low halves of the i32 lanes, sign moved up). */
+// @ts-ignore: decorator
+@inline function f16at4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
+  let v = v128.load16_lane(p0, i32x4.splat(0), 0);
+  v = v128.load16_lane(p1, v, 2);
+  v = v128.load16_lane(p2, v, 4);
+  v = v128.load16_lane(p3, v, 6);
+  // (h << 16) >> 3 (arithmetic) == sign-extended h << 13, as f16x4 expects
+  return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
+}
+
 /** i32x4 partial sums of one q8_0 block (weights at p, 34 bytes) against 32 widened activations xi. */
 // @ts-ignore: decorator
 @inline function q8blk(p: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
@@ -439,13 +450,14 @@ export function gemv_q8_0(w: usize, x16: usize, xd: usize, y: usize, N: i32, K: 
     for (let b = 0; b < nbk; b++) {
       const q = x16 + (<usize>b << 6);
       const x0 = v128.load(q), x1 = v128.load(q, 16), x2 = v128.load(q, 32), x3 = v128.load(q, 48);
-      const dx = load<f32>(xd + (<usize>b << 2));
       const o = <usize>b * 34;
       const p0 = r0 + o, p1 = r1 + o, p2 = r2 + o, p3 = r3 + o;
-      a0 = fma4(f32x4.convert_i32x4_s(q8blk(p0, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p0)) * dx), a0);
-      a1 = fma4(f32x4.convert_i32x4_s(q8blk(p1, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p1)) * dx), a1);
-      a2 = fma4(f32x4.convert_i32x4_s(q8blk(p2, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p2)) * dx), a2);
-      a3 = fma4(f32x4.convert_i32x4_s(q8blk(p3, x0, x1, x2, x3)), f32x4.splat(f16(load<u16>(p3)) * dx), a3);
+      // the 4 rows' block scales at once, times the activation scale
+      const dd = f32x4.mul(f16at4(p0, p1, p2, p3), v128.load32_splat(xd + (<usize>b << 2)));
+      a0 = fma4(f32x4.convert_i32x4_s(q8blk(p0, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 0, 0, 0, 0), a0);
+      a1 = fma4(f32x4.convert_i32x4_s(q8blk(p1, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 1, 1, 1, 1), a1);
+      a2 = fma4(f32x4.convert_i32x4_s(q8blk(p2, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 2, 2, 2, 2), a2);
+      a3 = fma4(f32x4.convert_i32x4_s(q8blk(p3, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 3, 3, 3, 3), a3);
     }
     const yo = y + (<usize>n << 2);
     store<f32>(yo, hsum(a0));
@@ -494,28 +506,27 @@ export function gemv_q4_0(w: usize, xa: usize, xd: usize, xs: usize, y: usize, N
     const r0 = w + <usize>n * rb;
     const r1 = r0 + rb, r2 = r1 + rb, r3 = r2 + rb;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let c0: f32 = 0, c1: f32 = 0, c2: f32 = 0, c3: f32 = 0;
+    let cv = f32x4.splat(0);
     for (let b = 0; b < nbk; b++) {
       const q = xa + (<usize>b << sh);
       const x0 = v128.load(q), x1 = v128.load(q, 16);
       const x2 = ASC_FEATURE_RELAXED_SIMD ? x0 : v128.load(q, 32);
       const x3 = ASC_FEATURE_RELAXED_SIMD ? x1 : v128.load(q, 48);
-      const dx = load<f32>(xd + (<usize>b << 2));
-      const sx = load<f32>(xs + (<usize>b << 2));
       const o = <usize>b * 18;
       const p0 = r0 + o, p1 = r1 + o, p2 = r2 + o, p3 = r3 + o;
-      const d0 = f16(load<u16>(p0)) * dx, d1 = f16(load<u16>(p1)) * dx, d2 = f16(load<u16>(p2)) * dx, d3 = f16(load<u16>(p3)) * dx;
-      a0 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p0, 2), m4, x0, x1, x2, x3)), f32x4.splat(d0), a0);
-      a1 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p1, 2), m4, x0, x1, x2, x3)), f32x4.splat(d1), a1);
-      a2 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p2, 2), m4, x0, x1, x2, x3)), f32x4.splat(d2), a2);
-      a3 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p3, 2), m4, x0, x1, x2, x3)), f32x4.splat(d3), a3);
-      c0 += d0 * sx; c1 += d1 * sx; c2 += d2 * sx; c3 += d3 * sx;
+      const dd = f32x4.mul(f16at4(p0, p1, p2, p3), v128.load32_splat(xd + (<usize>b << 2)));
+      a0 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p0, 2), m4, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 0, 0, 0, 0), a0);
+      a1 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p1, 2), m4, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 1, 1, 1, 1), a1);
+      a2 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p2, 2), m4, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 2, 2, 2, 2), a2);
+      a3 = fma4(f32x4.convert_i32x4_s(q4blk(v128.load(p3, 2), m4, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 3, 3, 3, 3), a3);
+      // the -8 offset: sum over blocks of dd * (block sum of xq), one lane per row
+      cv = fma4(dd, v128.load32_splat(xs + (<usize>b << 2)), cv);
     }
     const yo = y + (<usize>n << 2);
-    store<f32>(yo, hsum(a0) - 8 * c0);
-    store<f32>(yo, hsum(a1) - 8 * c1, 4);
-    store<f32>(yo, hsum(a2) - 8 * c2, 8);
-    store<f32>(yo, hsum(a3) - 8 * c3, 12);
+    store<f32>(yo, hsum(a0) - 8 * f32x4.extract_lane(cv, 0));
+    store<f32>(yo, hsum(a1) - 8 * f32x4.extract_lane(cv, 1), 4);
+    store<f32>(yo, hsum(a2) - 8 * f32x4.extract_lane(cv, 2), 8);
+    store<f32>(yo, hsum(a3) - 8 * f32x4.extract_lane(cv, 3), 12);
   }
   for (; n < N; n++) {
     const row = w + <usize>n * rb;
