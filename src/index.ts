@@ -16,6 +16,9 @@ export { Graph, Sym, type Node } from './graph/graph.js';
 export { OP_NAMES, type OpName, type OpAttrs } from './graph/ops.js';
 export { runGraph, type Backend, type Kernel, type Value, type Dense, type Weight, type ExecContext } from './backends/backend.js';
 export { referenceBackend } from './backends/reference/index.js';
+export { createWasmBackend, relaxedSimdAvailable, type WasmBackend, type WasmBackendOptions } from './backends/wasm/index.js';
+export { createBackends, BACKEND_CHOICES, type BackendChoice, type BackendOptions, type Backends } from './runtime/backends.js';
+export { benchModel, type BenchOptions, type BenchResult } from './runtime/bench.js';
 export { buildGraph, modelParams, type ModelConfig } from './models/index.js';
 export { buildLlamaGraph, llamaConfigFromHF, type LlamaConfig } from './models/llama.js';
 

@@ -36,6 +36,8 @@ export interface AuditReport {
   prefill: Manifest['plan']['prefill'];
   fp16: Manifest['fp16'];
   io: string[];
+  /** Encoder bundles: the mask input, GELU lowering, positions, output. */
+  encoder?: Manifest['encoder'];
 }
 
 /** FLOPs, weight bytes and the largest intermediate of one parsed program (counted from declared types). */
@@ -120,6 +122,7 @@ export function auditBundle(b: Bundle): AuditReport {
   return {
     model: m.model, buckets: m.buckets, programs, totalPrograms: m.programs.length, budget: m.plan.budget,
     decisions: m.plan.reasons, classifier: m.plan.classifier, decode: m.plan.decode, prefill: m.plan.prefill, fp16: m.fp16, io,
+    ...(m.encoder ? { encoder: m.encoder } : {}),
   };
 }
 
@@ -142,6 +145,15 @@ export function formatAudit(r: AuditReport): string {
   for (const d of r.decisions) out.push(`  - ${d}`);
   out.push(`  - ${r.prefill.reason}`);
   out.push(`  - ${r.decode.reason}`);
+  if (r.encoder) {
+    out.push('');
+    out.push('encoder:');
+    out.push(`  - output: final hidden states ("${r.encoder.output}", [1, ${r.model.dim}, 1, S] fp16), no classifier; pooling, normalisation and quantization on the host`);
+    out.push(`  - key-padding mask: program input ${r.encoder.keyMask.input} [1, 1, 1, S] fp16, ${r.encoder.keyMask.keep} keep / ${r.encoder.keyMask.drop} drop, ${r.encoder.keyMask.why}; no causal mask constant`);
+    out.push(`  - positions: ${r.encoder.positions}`);
+    if (r.encoder.gelu) out.push(`  - GELU: ${r.encoder.gelu}`);
+    if (r.encoder.postNorm) out.push('  - post-norm (LayerNorm after each residual add): programs start with the LayerNorm of their input');
+  }
   out.push('');
   out.push('fp16 range:');
   for (const n of r.fp16.notes) out.push(`  - ${n}`);

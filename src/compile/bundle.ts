@@ -11,8 +11,9 @@ import { RistrettoError } from '../errors.js';
 import { readTensorAsF32 } from '../formats/dtypes/index.js';
 import type { HostTensor } from '../formats/tensor.js';
 import { buildGraph, type ModelConfig } from '../models/index.js';
+import { buildEncoderGraph, type EncoderConfig } from '../models/encoders.js';
 import { buildBlob } from './blob.js';
-import { lowerProgram, type IoDesc, type LoweredProgram, type NormLowering, type WeightRegistry } from './lower-ane.js';
+import { GELU_ERF_RATIONAL, lowerProgram, MASK_VALUE, type GeluErfLowering, type IoDesc, type LoweredProgram, type NormLowering, type WeightRegistry } from './lower-ane.js';
 import { SPEC_OPS } from './mil/ast.js';
 import { emitProgram } from './mil/emit.js';
 import { MilInterpreter } from './mil/interp.js';
@@ -38,10 +39,20 @@ export interface CompileOptions {
   classifierLimit?: number;
   /** Recorded in the manifest. */
   modelPath?: string;
+  /** Compile as an encoder (output = final hidden states, key-padding mask input). Default: BERT configs and
+   *  bidirectional Qwen3 (is_causal false). */
+  encoder?: boolean;
+  /** gelu_erf lowering (default: the rational erf-GELU; 'tanh': the tanh approximation). */
+  geluErf?: GeluErfLowering;
+}
+
+/** Encoders compile by default: BERT, and Qwen3 with is_causal false (pplx-embed). */
+export function isEncoderConfig(c: ModelConfig | EncoderConfig): boolean {
+  return c.model_type === 'bert' || (c.model_type === 'qwen3' && !c.is_causal);
 }
 
 export interface CompileSource {
-  config: ModelConfig;
+  config: ModelConfig | EncoderConfig;
   architecture: string;
   /** Parameter by (HF) name. */
   parameter: (name: string) => HostTensor | undefined;
@@ -74,7 +85,7 @@ export interface Manifest {
   format: typeof BUNDLE_FORMAT;
   version: 1;
   target: 'ane';
-  model: { path: string | null; architecture: string; config: ModelConfig; dim: number; vocab: number; numLayers: number; kvDim: number };
+  model: { path: string | null; architecture: string; config: ModelConfig | EncoderConfig; dim: number; vocab: number; numLayers: number; kvDim: number };
   buckets: number[];
   norm: NormLowering;
   residualScale: number;
@@ -84,6 +95,17 @@ export interface Manifest {
   cpuClassifier: { weight: string; vocab: number; dim: number } | null;
   plan: Plan;
   fp16: Fp16Report;
+  /** Encoder bundles (absent for decoders): how the host feeds and reads the programs. */
+  encoder?: EncoderManifest;
+}
+
+export interface EncoderManifest {
+  /** The output program's output: final hidden states [1, dim, 1, S] (no classifier). */
+  output: 'hidden';
+  postNorm: boolean;
+  keyMask: { input: 'key_mask'; shape: [1, 1, 1, 'S']; keep: 0; drop: number; why: string };
+  gelu: string | null;
+  positions: string;
 }
 
 export interface Bundle {
@@ -109,17 +131,20 @@ function withSurface(io: IoDesc): ManifestIo {
 
 export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle {
   const cfg = src.config;
-  const graphFor = (S: number): Partition => partitionGraph(buildGraph(cfg, { seqLen: S, cacheLen: null, logits: 'all' }));
+  const encoder = opts.encoder ?? isEncoderConfig(cfg);
+  if (!encoder && cfg.model_type === 'bert') throw new RistrettoError('INVALID_ARGUMENT', 'compile: BERT is an encoder (no LM head); it compiles as an encoder only');
+  const graphFor = (S: number): Partition =>
+    partitionGraph(encoder ? buildEncoderGraph(cfg as EncoderConfig, S, 1) : buildGraph(cfg as ModelConfig, { seqLen: S, cacheLen: null, logits: 'all' }));
   const probe = graphFor(1);
   const g0 = probe.graph;
   const D = g0.node(probe.residual0).shape[1]!;
-  const V = g0.node(probe.kernels[probe.kernels.length - 1]!.output).shape[1]!;
+  const V = encoder ? cfg.vocab_size : g0.node(probe.kernels[probe.kernels.length - 1]!.output).shape[1]!;
   const L = probe.numLayers;
   const kvDim = probe.kernels.find((k) => k.kv)?.kv ? g0.node(probe.kernels.find((k) => k.kv)!.kv!.k).shape[1]! : D;
   const plan = makePlan({
     architecture: src.architecture, numLayers: L, dim: D, vocab: V, buckets: opts.buckets,
     budget: opts.budget, layersPerProgram: opts.layersPerProgram, maxLayersPerProgram: opts.maxLayersPerProgram,
-    classifierLimit: opts.classifierLimit,
+    classifierLimit: opts.classifierLimit, encoder, postNorm: probe.postNorm,
   });
   const headOnCpu = plan.classifier.device === 'cpu';
   const weight = (name: string): HostTensor => {
@@ -141,6 +166,9 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
   const calPart = graphFor(plan.buckets[0]!);
   const calIds = Int32Array.from(opts.calibrationIds ?? calibrationIds(V, plan.buckets[0]!));
   const fp16 = calibrateFp16(calPart, weight, calIds);
+  if (calPart.postNorm && opts.residualScale !== undefined && opts.residualScale !== 1) {
+    throw new RistrettoError('INVALID_ARGUMENT', 'compile: post-norm blocks (BERT) take no residual scale: each residual add sums the branch with a LayerNorm output, not the scaled stream');
+  }
   const residualScale = opts.residualScale ?? fp16.residualScale;
   if (opts.residualScale !== undefined && opts.residualScale !== fp16.residualScale) fp16.notes.push(`residual scale overridden to ${opts.residualScale}`);
   const norm = opts.norm ?? 'pow';
@@ -158,14 +186,16 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
         return k;
       });
       const name = `${grp.name}_s${S}`;
-      const low = lowerProgram({ part, S, opts: { norm, residualScale, headOnCpu }, param, files }, ks, name);
+      const low = lowerProgram({ part, S, opts: { norm, residualScale, headOnCpu, geluErf: opts.geluErf }, param, files }, ks, name);
       const text = emitProgram(low.program);
       for (const s of low.program.functions[0]!.body) {
         if (!SPEC_OPS.includes(s.op)) throw new Error(`compile: emitted op ${s.op} is not one the ANE spec lists`);
       }
       const file = `${name}.mil`;
       texts.set(file, text);
-      const why = grp.kind === 'classifier'
+      const why = grp.kind === 'output'
+        ? `final ${probe.postNorm ? 'LayerNorm' : 'norm'} at bucket ${S}: returns the final hidden states [1, ${D}, 1, ${S}] (no classifier); pooling, normalisation and quantization run on the host`
+        : grp.kind === 'classifier'
         ? (headOnCpu ? `final norm only: ${plan.classifier.reason}` : plan.classifier.reason)
         : `prefill of ${grp.kind === 'layers' ? `layer(s) ${grp.layers.join(', ')} (attention + FFN fused)` : `layer ${grp.layers[0]} ${grp.kind}`} at bucket ${S}: ${plan.prefill.reason.split(':')[0]}`;
       programs.push({
@@ -209,6 +239,24 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
     plan,
     fp16,
   };
+  if (encoder) {
+    const gelu = g0.nodes.find((n) => n.op === 'gelu_erf' || n.op === 'gelu_tanh');
+    manifest.encoder = {
+      output: 'hidden',
+      postNorm: probe.postNorm,
+      keyMask: {
+        input: 'key_mask', shape: [1, 1, 1, 'S'], keep: 0, drop: MASK_VALUE,
+        why: `added to the attention scores of every head and query; ${MASK_VALUE} rather than -inf: finite, so no fp16 overflow and no inf - inf in the softmax, and exp(${MASK_VALUE} + score - max) is exactly 0 in fp16 and fp32, so pad keys get exactly zero weight (softmax over the text's keys is unchanged)`,
+      },
+      gelu: gelu === undefined ? null : gelu.op === 'gelu_tanh' ? 'gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))'
+        : (opts.geluErf ?? 'rational') === 'rational'
+          ? `gelu_erf (no erf on the ANE): x sigmoid(x (a + b x^2) / (1 + c x^2)), a = ${GELU_ERF_RATIONAL.a}, b = ${GELU_ERF_RATIONAL.b}, c = ${GELU_ERF_RATIONAL.c} (x^2 formed from x / 256); max error 5.6e-5 vs exact GELU (tanh form: 4.7e-4)`
+          : 'gelu_erf approximated by the tanh form (max error 4.7e-4)',
+      positions: probe.prologue.some((id) => g0.node(id).op === 'embedding' && g0.node(g0.node(id).inputs[1]!).op === 'input' && g0.node(g0.node(id).inputs[1]!).name === 'positions')
+        ? 'absolute position embeddings 0..n-1 looked up on the host (prologue); token types 0'
+        : 'RoPE tables baked for positions 0..S-1: with right padding, the text\'s tokens are at cumsum(mask) - 1 = 0..n-1',
+    };
+  }
   return { manifest, texts, blobs };
 }
 

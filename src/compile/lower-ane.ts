@@ -4,7 +4,11 @@
 //   explicit causal mask constant [1, 1, S, S] and takes `softmax`; GQA repeats K/V heads (interleaved concat);
 // - RMSNorm is mul, reduce_sum, mul(1/D), add(eps), pow(-0.5), mul, mul(w); `rsqrt` and `layernorm`
 //   (cat([x, -x]) + layer_norm) are the selectable alternatives;
-// - GELU is built from tanh; RoPE multiplies by baked cos/sin constants for positions 0..S-1.
+// - GELU: gelu_tanh is built from tanh; gelu_erf (BERT's exact GELU; the ANE has no erf) is x * sigmoid(h(x)) with
+//   the rational h(x) = x (a + b x^2) / (1 + c x^2) ~ logit(Phi(x)) (GELU_ERF_RATIONAL, max error 5.6e-5 vs 4.7e-4
+//   for the tanh form), or the tanh form on request; RoPE multiplies by baked cos/sin constants for positions 0..S-1.
+// - encoders (attention_masked): no causal mask constant; the key-padding mask is a program input `key_mask`
+//   [1, 1, 1, S] fp16 (0 keep, MASK_VALUE drop) added to the scores [1, H, S, S] (broadcast over heads and queries).
 // Weights become BLOBFILE constants, one tensor per file under weights/, shared by every bucket.
 
 import type { Graph, Node } from '../graph/graph.js';
@@ -22,9 +26,25 @@ export interface LowerOptions {
   residualScale: number;
   /** Classifier head on the CPU: the classifier program stops after the final norm. */
   headOnCpu: boolean;
+  /** gelu_erf lowering: the rational erf-GELU (default) or the tanh approximation. */
+  geluErf?: GeluErfLowering;
 }
 
-export type IoRole = 'residual' | 'k' | 'v' | 'logits' | 'hidden';
+export type GeluErfLowering = 'rational' | 'tanh';
+
+/**
+ * erf-GELU without erf: GELU(x) = x Phi(x) = x sigmoid(logit(Phi(x))), logit(Phi(x)) ~ x (a + b x^2) / (1 + c x^2).
+ * Coefficients fitted (minimax, then tuned among fp16 values against the fp16 evaluation of exactly the emitted op
+ * sequence); all three are exact fp16 values. Error vs exact GELU: 5.6e-5 max evaluated in fp64 (the tanh form:
+ * 4.7e-4); evaluated in fp16 op by op, mean |error| 1.44e-4 (x ~ N(0, 1.5); fp16 rounding of the exact GELU alone:
+ * 1.01e-4; tanh form: 2.11e-4) with no bias (2.8e-7; tanh form -2.3e-5), and the sigmoid keeps relative precision
+ * for negative x where 1 + tanh(u) cancels. x^2 is formed from x / 256 (u = (x/256)^2, b and c scaled by 65536) so
+ * it never overflows fp16; b u overflows only for |x| > 845 (then h = +-inf and the result is x or 0, as it should
+ * be), inf / inf only for |x| > 2478.
+ */
+export const GELU_ERF_RATIONAL = { a: 1.5947265625, b: 0.0914306640625, c: 0.0106658935546875, preScale: 1 / 256 } as const;
+
+export type IoRole = 'residual' | 'k' | 'v' | 'logits' | 'hidden' | 'mask';
 
 export interface IoDesc {
   name: string;
@@ -36,7 +56,7 @@ export interface IoDesc {
 export interface LoweredProgram {
   name: string;
   bucket: number;
-  kind: 'attention' | 'ffn' | 'layers' | 'classifier';
+  kind: 'attention' | 'ffn' | 'layers' | 'classifier' | 'output';
   kernels: string[];
   layers: number[];
   program: MilProgram;
@@ -58,6 +78,13 @@ export interface LowerContext {
   files: WeightRegistry;
 }
 
+/**
+ * The additive mask value of dropped keys (the causal constant's upper triangle, the key_mask input's pad keys).
+ * Finite, so score + mask never overflows fp16 (for |score| < 55504) and no inf - inf can appear in the softmax's
+ * max subtraction; exp(MASK_VALUE + score - max) underflows to exactly 0 in fp16 and fp32 whenever the real
+ * scores of a row lie within ~9900 of each other, so dropped keys get exactly zero weight: the softmax over the
+ * kept keys is the one without them (-inf would give the same zeros, but relies on IEEE inf arithmetic on the ANE).
+ */
 export const MASK_VALUE = -10000;
 
 function sanitize(name: string): string {
@@ -163,7 +190,8 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
   const { part, S, opts } = ctx;
   const g = part.graph;
   const D = g.node(kernels[0]!.input).shape[1]!;
-  const b = new Builder(['x']);
+  const b = new Builder(['x', 'key_mask']);
+  let usesKeyMask = false;
   const val = new Map<number, V>();
   val.set(kernels[0]!.input, { name: 'x', shape: [1, D, 1, S] });
   const outputs: { v: V; desc: Omit<IoDesc, 'shape' | 'name'>; want: string }[] = [];
@@ -181,7 +209,7 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
   };
 
   for (const k of kernels) {
-    const pre = k.kind === 'classifier' ? 'cls' : `l${k.layer}${k.kind === 'attention' ? 'a' : 'f'}`;
+    const pre = k.kind === 'classifier' ? 'cls' : k.kind === 'output' ? 'out' : `l${k.layer}${k.kind === 'attention' ? 'a' : 'f'}`;
     const get = (id: number): V => {
       const v = val.get(id);
       if (v === undefined) throw new Error(`lowering ${k.name}: node ${id} (${g.node(id).op}) has no value`);
@@ -340,9 +368,13 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
           res = { name: b.op('reshape', [['shape', b.ints(out4, `shape_${out4.join('_')}`)], ['x', sum]], out4, `${pre}_rope${id}`), shape: out4 };
           break;
         }
-        case 'attention': {
+        case 'attention':
+        case 'attention_masked': {
           const a = n.attrs as OpAttrs['attention'];
-          if (!a.causal) throw new UnsupportedError(`${k.name}: bidirectional attention needs a key-padding mask input per prompt length; only causal models compile for now`);
+          const masked = n.op === 'attention_masked';
+          if (masked && (n.attrs as OpAttrs['attention_masked']).batch !== 1) throw new UnsupportedError(`${k.name}: an ANE program holds one sequence (attention_masked batch must be 1)`);
+          if (masked && g.node(inp[3]!).op !== 'input') throw new UnsupportedError(`${k.name}: the key mask must be the graph's key_mask input`);
+          if (!a.causal && !masked) throw new UnsupportedError(`${k.name}: bidirectional attention needs the key-padding mask (build the encoder graph: attention_masked with the key_mask input)`);
           const H = a.nHeads;
           const KVH = a.nKvHeads;
           const hd = a.headDim;
@@ -364,13 +396,21 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
           const ss = [1, H, S, S];
           const sc = b.op('matmul', [['transpose_x', b.bool(false)], ['transpose_y', b.bool(false)], ['x', qt], ['y', k4]], ss, `${pre}_scores`);
           const scs = b.op('mul', [['x', sc], ['y', b.fp16(a.scale, `${pre}_scale`)]], ss, `${pre}_scaled`);
-          const ms = [1, 1, S, S];
-          const mask = b.blob(derivedFile(`weights/causal_mask_s${S}.bin`, ms, () => {
-            const m = new Float32Array(S * S);
-            for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) m[i * S + j] = MASK_VALUE;
-            return m;
-          }, `causal mask ${S}x${S}`), ms, 'causal_mask');
-          const mk = b.op('add', [['x', scs], ['y', mask]], ss, `${pre}_masked`);
+          let mk = scs;
+          if (a.causal) {
+            const ms = [1, 1, S, S];
+            const mask = b.blob(derivedFile(`weights/causal_mask_s${S}.bin`, ms, () => {
+              const m = new Float32Array(S * S);
+              for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) m[i * S + j] = MASK_VALUE;
+              return m;
+            }, `causal mask ${S}x${S}`), ms, 'causal_mask');
+            mk = b.op('add', [['x', mk], ['y', mask]], ss, `${pre}_masked`);
+          }
+          if (masked) {
+            // key-padding mask: program input [1, 1, 1, S] (0 keep, MASK_VALUE drop), broadcast over heads and queries
+            usesKeyMask = true;
+            mk = b.op('add', [['x', mk], ['y', 'key_mask']], ss, `${pre}_keymasked`);
+          }
           const p = b.op('softmax', [['axis', b.int(-1, 'ax_last')], ['x', mk]], ss, `${pre}_probs`);
           const o = b.op('matmul', [['transpose_x', b.bool(false)], ['transpose_y', b.bool(true)], ['x', v4], ['y', p]], qs, `${pre}_ctx4`);
           res = { name: b.op('reshape', [['shape', b.ints(out4, `shape_${out4.join('_')}`)], ['x', o]], out4, `${pre}_ctx`), shape: out4 };
@@ -384,7 +424,24 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
         }
         case 'gelu_tanh':
         case 'gelu_erf': {
-          // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); gelu_erf uses the same tanh form (no erf on the ANE)
+          if (n.op === 'gelu_erf' && (opts.geluErf ?? 'rational') === 'rational') {
+            // x sigmoid(x (a + B u) / (1 + C u)), u = (x / 256)^2, B = 65536 b, C = 65536 c (GELU_ERF_RATIONAL)
+            const R = GELU_ERF_RATIONAL;
+            const s2 = 1 / (R.preScale * R.preScale);
+            const x = get(inp[0]!);
+            const xs = b.op('mul', [['x', x.name], ['y', b.fp16(R.preScale, 'gelu_prescale')]], out4, `${pre}_g${id}_xs`);
+            const u = b.op('mul', [['x', xs], ['y', xs]], out4, `${pre}_g${id}_u`);
+            const bu = b.op('mul', [['x', u], ['y', b.fp16(R.b * s2, 'gelu_b')]], out4, `${pre}_g${id}_bu`);
+            const num = b.op('add', [['x', bu], ['y', b.fp16(R.a, 'gelu_a')]], out4, `${pre}_g${id}_num`);
+            const cu = b.op('mul', [['x', u], ['y', b.fp16(R.c * s2, 'gelu_c2')]], out4, `${pre}_g${id}_cu`);
+            const den = b.op('add', [['x', cu], ['y', b.fp16(1, 'one')]], out4, `${pre}_g${id}_den`);
+            const q = b.op('real_div', [['x', num], ['y', den]], out4, `${pre}_g${id}_q`);
+            const h = b.op('mul', [['x', x.name], ['y', q]], out4, `${pre}_g${id}_h`);
+            const sg = b.op('sigmoid', [['x', h]], out4, `${pre}_g${id}_phi`);
+            res = { name: b.op('mul', [['x', x.name], ['y', sg]], out4, `${pre}_gelu${id}`), shape: out4 };
+            break;
+          }
+          // gelu_tanh, or gelu_erf with the tanh approximation on request: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
           const x = get(inp[0]!);
           const x2 = b.op('mul', [['x', x.name], ['y', x.name]], out4, `${pre}_g${id}_x2`);
           const x3 = b.op('mul', [['x', x2], ['y', x.name]], out4, `${pre}_g${id}_x3`);
@@ -408,7 +465,7 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
       }
       val.set(id, res);
     }
-    if (k.kind === 'attention') {
+    if (k.kind === 'attention' && k.kv !== undefined) {
       outputs.push({ v: get(k.kv!.k), desc: { role: 'k', layer: k.layer }, want: `k_l${k.layer}` });
       outputs.push({ v: get(k.kv!.v), desc: { role: 'v', layer: k.layer }, want: `v_l${k.layer}` });
     }
@@ -419,7 +476,8 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
       const head = g.node(last.output);
       outputs.push({ v: val.get(head.inputs[0]!)!, desc: { role: 'hidden' }, want: 'hidden' });
     } else outputs.push({ v: val.get(last.output)!, desc: { role: 'logits' }, want: 'logits' });
-  } else outputs.push({ v: val.get(last.output)!, desc: { role: 'residual' }, want: 'x_out' });
+  } else if (last.kind === 'output') outputs.push({ v: val.get(last.output)!, desc: { role: 'hidden' }, want: 'hidden' });
+  else outputs.push({ v: val.get(last.output)!, desc: { role: 'residual' }, want: 'x_out' });
 
   // Give outputs their interface names (a value may be output once).
   const seen = new Set<string>();
@@ -435,13 +493,13 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
     bucket: S,
     kind: kind as LoweredProgram['kind'],
     kernels: kernels.map((k) => k.name),
-    layers: [...new Set(kernels.filter((k) => k.kind !== 'classifier').map((k) => k.layer))],
+    layers: [...new Set(kernels.filter((k) => k.kind !== 'classifier' && k.kind !== 'output').map((k) => k.layer))],
     program: {
       version: '1.3',
       attrs: [{ key: 'buildInfo', value: { kind: 'dict', keyType: 'string', valueType: 'string', entries: DEFAULT_BUILD_INFO.map(([a, c]) => [a, c] as [string, string]) } }],
-      functions: [{ name: 'main', opset: 'ios18', inputs: [{ type: { dtype: 'fp16', shape: [1, D, 1, S] }, name: 'x' }], body: b.body, outputs: outputs.map((o) => o.want), line: 0, col: 0 }],
+      functions: [{ name: 'main', opset: 'ios18', inputs: [{ type: { dtype: 'fp16', shape: [1, D, 1, S] }, name: 'x' }, ...(usesKeyMask ? [{ type: { dtype: 'fp16' as const, shape: [1, 1, 1, S] }, name: 'key_mask' }] : [])], body: b.body, outputs: outputs.map((o) => o.want), line: 0, col: 0 }],
     },
-    inputs: [{ name: 'x', shape: [1, D, 1, S], role: 'residual' }],
+    inputs: [{ name: 'x', shape: [1, D, 1, S], role: 'residual' }, ...(usesKeyMask ? [{ name: 'key_mask', shape: [1, 1, 1, S], role: 'mask' as const }] : [])],
     outputs: outputs.map((o) => ({ name: o.want, shape: o.v.shape, ...o.desc })),
     weightFiles: [...b.files],
   };

@@ -5,6 +5,8 @@
 // - Compile budget: programs x buckets <= 100 per process; the plan fuses more layers per program, then
 //   drops buckets, and fails clearly when nothing fits.
 // - IOSurface rules on every input/output: spatial stride padded to 32, at least 49,152 bytes.
+// - Encoders (BERT, bidirectional Qwen3): no classifier and no decode; the last program (`output`) returns the
+//   final hidden states for pooling on the host, and attention programs take the key-padding mask as an input.
 
 import { RistrettoError } from '../errors.js';
 
@@ -30,12 +32,16 @@ export interface PlanInput {
   maxLayersPerProgram?: number;
   /** Override of the 16M-element classifier limit (tests force the CPU head on small models with it). */
   classifierLimit?: number;
+  /** An encoder: no classifier (the output program returns the final hidden states), no decode, mask input. */
+  encoder?: boolean;
+  /** Encoder with post-norm blocks (BERT): recorded in the reasons. */
+  postNorm?: boolean;
 }
 
 export interface ProgramGroup {
   /** Program name stem, e.g. l3_attn, l3_ffn, l0-1 (fused), classifier / final_norm. */
   name: string;
-  kind: 'attention' | 'ffn' | 'layers' | 'classifier';
+  kind: 'attention' | 'ffn' | 'layers' | 'classifier' | 'output';
   layers: number[];
   /** Kernel names it fuses (from the partition). */
   kernels: string[];
@@ -50,8 +56,10 @@ export interface Plan {
   programsPerBucket: number;
   totalPrograms: number;
   prefill: { device: 'ane'; reason: string };
-  decode: { device: 'cpu'; reason: string };
-  classifier: { device: 'ane' | 'cpu'; elements: number; limit: number; reason: string };
+  /** Encoders: device 'none' (nothing is decoded). */
+  decode: { device: 'cpu' | 'none'; reason: string };
+  /** Encoders: device 'none' (no classifier; the output program returns the final hidden states). */
+  classifier: { device: 'ane' | 'cpu' | 'none'; elements: number; limit: number; reason: string };
   /** Every decision, in order, in words. */
   reasons: string[];
 }
@@ -73,7 +81,7 @@ export function ioSurface(shape: readonly number[]): { stride: number; bytes: nu
   return { stride, bytes, surfaceBytes, padded: notes.length > 0, note: notes.join('; ') || 'fits as is' };
 }
 
-function groupsFor(L: number, f: number, cpuClassifier: boolean): ProgramGroup[] {
+function groupsFor(L: number, f: number, cpuClassifier: boolean, encoder = false): ProgramGroup[] {
   const gs: ProgramGroup[] = [];
   if (f === 0) {
     for (let l = 0; l < L; l++) {
@@ -86,7 +94,8 @@ function groupsFor(L: number, f: number, cpuClassifier: boolean): ProgramGroup[]
       gs.push({ name: ls.length === 1 ? `l${l}` : `l${l}-${ls[ls.length - 1]}`, kind: 'layers', layers: ls, kernels: ls.flatMap((x) => [`l${x}_attn`, `l${x}_ffn`]) });
     }
   }
-  gs.push({ name: cpuClassifier ? 'final_norm' : 'classifier', kind: 'classifier', layers: [], kernels: ['classifier'] });
+  if (encoder) gs.push({ name: 'output', kind: 'output', layers: [], kernels: ['output'] });
+  else gs.push({ name: cpuClassifier ? 'final_norm' : 'classifier', kind: 'classifier', layers: [], kernels: ['classifier'] });
   return gs;
 }
 
@@ -112,13 +121,20 @@ export function makePlan(p: PlanInput): Plan {
   const elements = p.vocab * p.dim;
   const limit = p.classifierLimit ?? CLASSIFIER_ANE_LIMIT;
   const lim = limit === CLASSIFIER_ANE_LIMIT ? '16M' : `${(limit / 1e6).toFixed(2)}M (overridden)`;
-  const cpuCls = elements > limit;
-  const classifier = cpuCls
+  const enc = p.encoder === true;
+  const cpuCls = !enc && elements > limit;
+  const classifier = enc
+    ? { device: 'none' as const, elements: 0, limit, reason: `an encoder has no LM head; the last program (output) applies the final ${p.postNorm ? 'LayerNorm' : 'norm'} and returns the final hidden states [1, ${p.dim}, 1, S] fp16, pooled (mean / CLS / last token), normalised and quantized on the host` }
+    : cpuCls
     ? { device: 'cpu' as const, elements, limit, reason: `vocab x dim = ${p.vocab} x ${p.dim} = ${(elements / 1e6).toFixed(1)}M fp16 elements > ${lim} (${limit}): the head would spill the ~32 MB SRAM (~30% slower; crashed for a 32K-vocab model), so it runs on the CPU as an fp16 tiled matvec + argmax; the final norm stays on the ANE (final_norm program)` }
     : { device: 'ane' as const, elements, limit, reason: `vocab x dim = ${p.vocab} x ${p.dim} = ${(elements / 1e6).toFixed(2)}M fp16 elements <= ${lim} (${limit}): the head fits the ~32 MB SRAM and runs on the ANE as a fused norm + conv program` };
-  reasons.push(`classifier on the ${classifier.device.toUpperCase()}: ${classifier.reason}`);
+  if (enc) {
+    reasons.push(`encoder: no classifier: ${classifier.reason}`);
+    reasons.push(`encoder: bidirectional attention, so no causal mask constant; every attention program takes the key-padding mask as a second input key_mask [1, 1, 1, S] fp16 (0 for the text's tokens, -10000 for padding), added to the scores [1, H, S, S] (broadcast over heads and queries) before the softmax: pad keys get exactly zero weight, so a text gives the same result in every bucket`);
+    if (p.postNorm) reasons.push('encoder: post-norm blocks (LayerNorm after each residual add): programs read the un-normalised sum and start with its LayerNorm (the first one with the embedding LayerNorm); the output program is the last LayerNorm');
+  } else reasons.push(`classifier on the ${classifier.device.toUpperCase()}: ${classifier.reason}`);
 
-  const count = (f: number, nb: number): number => nb * groupsFor(L, f, cpuCls).length;
+  const count = (f: number, nb: number): number => nb * groupsFor(L, f, cpuCls, enc).length;
   const maxF = Math.max(1, Math.min(L, p.maxLayersPerProgram ?? 4));
   let f: number;
   if (p.layersPerProgram !== undefined) {
@@ -129,7 +145,7 @@ export function makePlan(p: PlanInput): Plan {
     f = 0;
     const split = count(0, buckets.length);
     if (split <= budget) {
-      reasons.push(`one attention and one FFN program per layer: ${buckets.length} bucket(s) x ${groupsFor(L, 0, cpuCls).length} programs = ${split} compiles <= budget ${budget}`);
+      reasons.push(`one attention and one FFN program per layer: ${buckets.length} bucket(s) x ${groupsFor(L, 0, cpuCls, enc).length} programs = ${split} compiles <= budget ${budget}`);
     } else {
       let chosen = -1;
       for (let t = 1; t <= maxF; t++) {
@@ -140,7 +156,7 @@ export function makePlan(p: PlanInput): Plan {
       }
       if (chosen > 0) {
         f = chosen;
-        reasons.push(`split attention/FFN programs need ${buckets.length} x ${groupsFor(L, 0, cpuCls).length} = ${split} compiles > budget ${budget}; fusing ${f} layer(s) (attention + FFN) per program: ${buckets.length} x ${groupsFor(L, f, cpuCls).length} = ${count(f, buckets.length)} <= ${budget}`);
+        reasons.push(`split attention/FFN programs need ${buckets.length} x ${groupsFor(L, 0, cpuCls, enc).length} = ${split} compiles > budget ${budget}; fusing ${f} layer(s) (attention + FFN) per program: ${buckets.length} x ${groupsFor(L, f, cpuCls, enc).length} = ${count(f, buckets.length)} <= ${budget}`);
       } else {
         f = maxF;
         reasons.push(`even ${maxF} layers per program need ${count(maxF, buckets.length)} compiles > budget ${budget} with ${buckets.length} buckets; fusing ${maxF} layers per program (the most the plan fuses: a whole layer per program already hit the compiler's capacity in one report)`);
@@ -151,13 +167,13 @@ export function makePlan(p: PlanInput): Plan {
   while (count(f, buckets.length) > budget && buckets.length > 1) {
     const drop = buckets.length > 2 ? buckets[buckets.length - 2]! : buckets[buckets.length - 1]!;
     buckets = buckets.filter((b) => b !== drop);
-    reasons.push(`dropped bucket ${drop}: ${buckets.length + 1} buckets x ${groupsFor(L, f, cpuCls).length} programs exceed the budget of ${budget}; prompts it served pad to the next bucket`);
+    reasons.push(`dropped bucket ${drop}: ${buckets.length + 1} buckets x ${groupsFor(L, f, cpuCls, enc).length} programs exceed the budget of ${budget}; prompts it served pad to the next bucket`);
   }
   const total = count(f, buckets.length);
   if (total > budget) {
     throw new RistrettoError('INVALID_ARGUMENT', `compile budget exceeded: ${L} layers need ${total} programs for one bucket (${f || 'split'} layer(s) per program) but the budget is ${budget} compiles per process; raise --budget, pass --fuse with more layers per program, or restart the process between groups of programs`);
   }
-  const groups = groupsFor(L, f, cpuCls);
+  const groups = groupsFor(L, f, cpuCls, enc);
   reasons.push(`compile budget: ${total} / ${budget} programs (${groups.length} per bucket x ${buckets.length} bucket(s))`);
   return {
     architecture: p.architecture,
@@ -167,11 +183,18 @@ export function makePlan(p: PlanInput): Plan {
     groups,
     programsPerBucket: groups.length,
     totalPrograms: total,
-    prefill: {
+    prefill: enc
+      ? {
+        device: 'ane',
+        reason: `the encoder runs the ${groups.length} programs per bucket on the ANE at fixed lengths ${buckets.join(', ')}: a text is padded (right) to the smallest bucket that fits, one text per dispatch sequence; the key_mask input keeps pad keys out of every real token's attention and pad rows are never pooled; RoPE positions (when the model has them) are 0..n-1 on the text's tokens, which is cumsum(mask) - 1 for right padding; texts longer than ${buckets[buckets.length - 1]} tokens are truncated (or rejected) by the host`,
+      }
+      : {
       device: 'ane',
       reason: `prefill runs the ${groups.length} programs per bucket on the ANE at fixed lengths ${buckets.join(', ')}: the prompt is padded to the smallest bucket that fits (the causal mask keeps padding out of real positions); prompts longer than ${buckets[buckets.length - 1]} run their first ${buckets[buckets.length - 1]} tokens on the ANE and the rest on the CPU (chunks past the first would need past-KV inputs)`,
     },
-    decode: {
+    decode: enc
+      ? { device: 'none', reason: 'no decode: an encoder makes one pass over the text' }
+      : {
       device: 'cpu',
       reason: `decode runs on the CPU: one token per step costs ${groups.length} dispatches x ~${DISPATCH_US} us = ~${((groups.length * DISPATCH_US) / 1000).toFixed(1)} ms of fixed overhead on the ANE, more than a single token's work; the ANE prefill hands its K/V to the CPU session's cache`,
     },

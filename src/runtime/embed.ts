@@ -23,6 +23,8 @@ import { buildEncoderGraph, encoderInfo, encoderParams, type EncoderConfig, type
 import { loadTokenizerFor } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { detectFormat, readPlanWeights, type LoadProgress } from './load-model.js';
+import { compileBundle, loadBundle, type Bundle } from '../compile/bundle.js';
+import { AneEncoderSimulator, ENCODER_CALIBRATION_TEXT } from './ane-sim-encoder.js';
 import {
   applyPooling, finishEmbedding, lateChunkSpans, poolingMatrix, spanRow,
   type EmbeddingOutput, type OutputArray, type Pooling, type PoolingMatrix,
@@ -64,6 +66,13 @@ export interface EmbeddingModelOptions {
   /** The late-chunking separator (default: config.json embedding.late_chunking_separator_token_id, else [SEP]
    *  for WordPiece, else the tokenizer's EOS). */
   separatorId?: number;
+  /** 'ane-sim': every text runs through an ANE bundle's programs on the MIL interpreter (fp16), one text per
+   *  dispatch, padded to the bundle's buckets (which become the model's buckets); pooling stays on the host.
+   *  Default 'cpu' (the graph on `backends`). */
+  device?: 'cpu' | 'ane-sim';
+  /** With device 'ane-sim': a bundle (or its directory) compiled from this model (ristretto compile --target ane).
+   *  Default: compiled in memory at `buckets` (rounded up to multiples of 32). */
+  aneBundle?: string | Bundle;
 }
 
 export interface EmbedOptions<O extends EmbeddingOutput = EmbeddingOutput> {
@@ -188,7 +197,7 @@ export class EmbeddingModel {
     readonly tokenizer: Tokenizer,
     private weights: Map<string, HostTensor>,
     private readonly backends: readonly Backend[],
-    private readonly options: EmbeddingModelOptions & { maxTokens: number; pooling: PoolingMode; normalize: boolean; separatorId: number | null },
+    private readonly options: EmbeddingModelOptions & { maxTokens: number; pooling: PoolingMode; normalize: boolean; separatorId: number | null; ane?: AneEncoderSimulator },
   ) {
     this.info = encoderInfo(config);
     this.dimension = this.info.hiddenSize;
@@ -364,8 +373,20 @@ export class EmbeddingModel {
     return out;
   }
 
+  /** A weight by name (the ANE compiler reads the encoder's parameters through it). */
+  parameter(name: string): HostTensor | undefined {
+    return this.weights.get(name);
+  }
+
   /** One graph run: `seqs` right-padded to `bucket` rows each, `batch` >= seqs.length blocks (extra ones empty). */
   private runBatch(bucket: number, seqs: readonly (readonly number[])[], batch: number): Float32Array {
+    const ane = this.options.ane;
+    if (ane !== undefined) {
+      // device 'ane-sim': one bundle pass per text; pad rows stay zero (never pooled)
+      const out = new Float32Array(batch * bucket * this.dimension);
+      seqs.forEach((s, b) => out.set(ane.encode(s, bucket, this.padId()), b * bucket * this.dimension));
+      return out;
+    }
     const key = `${bucket}x${batch}`;
     let g = this.graphs.get(key);
     if (g === undefined) {
@@ -465,8 +486,16 @@ export async function loadEmbeddingModel(modelPath: string, options: EmbeddingMo
     const sepFromConfig = emb['late_chunking_separator_token_id'];
     const separatorId = options.separatorId ?? (typeof sepFromConfig === 'number' ? sepFromConfig : null) ?? wp.sepId ?? tok.tokenizer.eosIds[0] ?? null;
 
+    let ane: AneEncoderSimulator | undefined;
+    if (options.device === 'ane-sim') {
+      const bundle = options.aneBundle ?? compileBundle(
+        { config: plan.config, architecture: plan.architecture, parameter: (n) => weights.get(n) },
+        { buckets: options.buckets ?? defaultBuckets(maxTokens), encoder: true, calibrationIds: tok.tokenizer.encode(ENCODER_CALIBRATION_TEXT), modelPath },
+      );
+      ane = new AneEncoderSimulator(loadBundle(bundle), plan.config, (n) => weights.get(n));
+    }
     const model = new EmbeddingModel(modelPath, plan.config, tok.tokenizer, weights, [...(options.backends ?? []), referenceBackend], {
-      ...options, maxTokens, pooling, normalize, separatorId,
+      ...options, maxTokens, pooling, normalize, separatorId, ...(ane ? { ane, buckets: [...ane.buckets] } : {}),
     });
     onProgress?.({ type: 'ready', ms: performance.now() - t0, parameters, weightBytes });
     return model;

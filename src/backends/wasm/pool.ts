@@ -112,6 +112,7 @@ export class ThreadPool {
   private phase = 0;
   private phaseJobs = 0;
   private useParallel = true;
+  private soloStreak = 0;
   private workP = 0;
   private msP = 0;
   private workS = 0;
@@ -175,12 +176,15 @@ export class ThreadPool {
       this.workS += work;
       this.msS += ms;
     }
-    if (++this.phaseJobs >= (this.phase === 2 ? EXPLOIT : PROBE)) {
+    if (++this.phaseJobs >= (this.phase === 2 ? EXPLOIT << this.soloStreak : PROBE)) {
       this.phaseJobs = 0;
       if (this.phase === 1) {
         // parallel must win by 3% to be worth the second core
         this.useParallel = this.workP / this.msP > 1.03 * (this.workS / this.msS);
         st.solo = !this.useParallel;
+        // while solo keeps winning, probe less and less often (up to every 16 x EXPLOIT jobs): a probe on a
+        // time-sliced vCPU costs stalls
+        this.soloStreak = this.useParallel ? 0 : Math.min(this.soloStreak + 1, 4);
         this.workP = this.msP = this.workS = this.msS = 0;
       }
       this.phase = (this.phase + 1) % 3;

@@ -83,17 +83,22 @@ export function calibrateFp16(
     state: () => {
       throw new Error('calibration graph has no state');
     },
-    input: (name) => (name === 'ids' ? full : positions),
+    // encoders: one segment (token types 0), no padding (key_mask all 0 = keep)
+    input: (name) => (name === 'ids' ? full : name === 'key_mask' ? new Float32Array(T) : name === 'token_type_ids' ? new Int32Array(T) : positions),
   });
 
-  const residual = [part.residual0, ...part.kernels.filter((k) => k.kind !== 'classifier').map((k) => k.output)];
+  const residual = [part.residual0, ...part.kernels.filter((k) => k.kind !== 'classifier' && k.kind !== 'output').map((k) => k.output)];
   const residualMaxAbs = Math.max(...residual.map((id) => maxAbs[id]!));
   const normSites = part.kernels.flatMap((k) => k.residualNorms);
   const residualNormSumSq = Math.max(0, ...normSites.map((id) => sumSq[id]!));
   const need = Math.max(residualMaxAbs / RESIDUAL_LIMIT, Math.sqrt(residualNormSumSq / RESIDUAL_LIMIT));
-  const residualScale = need > 1 ? 2 ** -Math.ceil(Math.log2(need)) : 1;
+  // Post-norm blocks (BERT) renormalise every residual sum, and their residual add sums the branch with a
+  // LayerNorm output (not the stream): no rescaling there; fp16 overflow, if any, is reported below.
+  const residualScale = need > 1 && !part.postNorm ? 2 ** -Math.ceil(Math.log2(need)) : 1;
   const notes: string[] = [];
-  if (residualScale !== 1) {
+  if (need > 1 && part.postNorm) {
+    notes.push(`post-norm blocks: no residual rescaling (each sum is renormalised by a LayerNorm); max |x| ${residualMaxAbs.toExponential(3)}, largest norm sum of squares ${residualNormSumSq.toExponential(3)} exceed ${RESIDUAL_LIMIT}`);
+  } else if (residualScale !== 1) {
     notes.push(
       `residual stream rescaled by ${residualScale} (max |x| ${residualMaxAbs.toExponential(3)}, largest norm sum of squares ${residualNormSumSq.toExponential(3)}): ` +
         'embeddings and every branch output are multiplied by it, residual norms use eps x scale^2 (norms are scale-invariant)',
