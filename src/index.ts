@@ -51,6 +51,7 @@ export { MilError, SPEC_OPS, type MilProgram } from './compile/mil/ast.js';
 export { buildBlob, readBlobTensor } from './compile/blob.js';
 export { partitionGraph, type Partition, type Kernel as CompiledKernel } from './compile/passes/partition.js';
 export { AneSimulator, AneSimSession, aneSimTarget } from './runtime/ane-sim.js';
+export { AneEncoderSimulator } from './runtime/ane-sim-encoder.js';
 // Training: graph autodiff, AdamW + schedule + clipping + loss scaling, token files, checkpoints, export.
 export { TrainGraph, buildLossGraph, backwardPass, forwardGeneric, BACKWARD, type Precision } from './train/autodiff.js';
 export { jsGemm, type GemmKernels } from './train/gemm.js';

@@ -24,6 +24,8 @@ export const EMBED_HELP = `Usage: ristretto embed --model PATH [options] [TEXT..
   --batch N             sequences per encoder run (default 16)
   --max-tokens N        longest input (default: the model's limit)
   --no-truncate         reject texts longer than the limit instead of truncating them (with a warning)
+  --device cpu|ane-sim  ane-sim: run the encoder through its compiled ANE programs on the MIL interpreter
+  --bundle DIR          with --device ane-sim: a bundle from 'ristretto compile' (default: compiled in memory)
   --quiet               no progress on stderr
 `;
 
@@ -53,7 +55,7 @@ export async function embedCommand(argv: string[]): Promise<void> {
       model: { type: 'string' }, tokenizer: { type: 'string' }, in: { type: 'string' }, pooling: { type: 'string' },
       normalize: { type: 'boolean' }, 'no-normalize': { type: 'boolean' }, output: { type: 'string' },
       chunks: { type: 'boolean' }, batch: { type: 'string' }, 'max-tokens': { type: 'string' },
-      'no-truncate': { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'no-truncate': { type: 'boolean' }, device: { type: 'string' }, bundle: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
     strict: true,
@@ -81,6 +83,8 @@ export async function embedCommand(argv: string[]): Promise<void> {
     maxTokens: num(values, 'max-tokens', { int: true, min: 1 }),
     truncate: values['no-truncate'] !== true,
     onWarning: (m) => process.stderr.write(`[ristretto] warning: ${m}\n`),
+    device: oneOf(values, 'device', ['cpu', 'ane-sim'] as const, 'cpu'),
+    aneBundle: str(values, 'bundle'),
   });
   const opts = { output, normalize, batchSize: num(values, 'batch', { int: true, min: 1 }), signal: controller.signal };
   const lines: string[] = [];
