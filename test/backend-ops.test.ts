@@ -273,6 +273,18 @@ for (const [vname, relaxed] of variants) {
     for (const op of ['silu', 'gelu_tanh', 'gelu_erf'] as const) {
       check(wasm, `${op} extremes`, { inputs: { a: big }, build: (g, v) => g.add(op, [v.a!], {}) }, F32, op);
     }
+    // two slices of one value (the first must copy: its input lives on; the second may be a view), with
+    // intermediates released and reused inside the run
+    check(wasm, 'two slices of one value', {
+      inputs: { a: f32In([6, 40], rand), b: f32In([40], rand) },
+      build: (g, v) => {
+        const m = g.add('mul', [v.a!, v.b!], {});
+        const s1 = g.add('slice_rows', [m], { start: 2, count: 3 });
+        const t = g.add('silu', [g.add('add', [s1, v.b!], {})], {});
+        const s2 = g.add('slice_rows', [m], { start: 0, count: 3 });
+        return g.add('mul', [g.add('add', [t, s2], {}), g.add('silu', [s2], {})], {});
+      },
+    }, F32);
     // a chain of wasm ops with a slice view in the middle
     check(wasm, 'chain', {
       inputs: { a: f32In([5, 40], rand), b: f32In([40], rand) },

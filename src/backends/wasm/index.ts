@@ -15,7 +15,7 @@
 import * as v8 from 'node:v8';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Backend, Dense, ExecContext, KernelTable, RunOptions, Value } from '../backend.js';
+import type { Backend, Dense, ExecContext, Kernel, KernelTable, RunOptions, Value } from '../backend.js';
 import { dense } from '../backend.js';
 import type { Graph, Node } from '../../graph/graph.js';
 import type { OpAttrs, OpName } from '../../graph/ops.js';
@@ -211,18 +211,32 @@ class Heap {
     this.persistentBytes -= size;
   }
 
+  /** Arena blocks freed during the run, by size (activation shapes repeat layer after layer). */
+  private readonly arenaFree = new Map<number, number[]>();
+
   resetArena(): void {
     this.chunk = 0;
     this.off = 0;
+    for (const l of this.arenaFree.values()) l.length = 0;
+  }
+
+  /** Returns an arena block to the run's free lists (it is handed out again before the bump pointer moves). */
+  arenaRelease(ptr: number, bytes: number): void {
+    const size = align(Math.max(bytes, 1));
+    let l = this.arenaFree.get(size);
+    if (l === undefined) this.arenaFree.set(size, (l = []));
+    l.push(ptr);
   }
 
   get arenaBytes(): number {
     return this.chunks.reduce((a, c) => a + c.size, 0);
   }
 
-  /** Per-run scratch: valid until the next resetArena. */
+  /** Per-run memory: valid until arenaRelease or the next resetArena. */
   arena(bytes: number): number {
     const size = align(Math.max(bytes, 1));
+    const fl = this.arenaFree.get(size);
+    if (fl !== undefined && fl.length > 0) return fl.pop()!;
     while (this.chunk < this.chunks.length) {
       const c = this.chunks[this.chunk]!;
       if (this.off + size <= c.size) {
@@ -320,7 +334,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     if (p === undefined) {
       const f = asF32({ kind: 'weight', tensor: t });
       p = heap.alloc(f.byteLength);
-      heap.f32.set(f, p >> 2);
+      heap.f32.set(f, p >>> 2);
       vecPtr.set(t, p);
       reclaim.register(t, { ptr: p, bytes: f.byteLength });
     }
@@ -334,6 +348,34 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
    *  run for the same graph, so the same view object is handed out again instead of a new one per node). */
   const graphState = new WeakMap<Graph, { outputIds: Set<number>; dense: (Dense | undefined)[] }>();
   let denseCache: (Dense | undefined)[] = [];
+  // In-run reuse: a node's output block is released after its last consumer ran (when that consumer is a wasm
+  // kernel), and a kernel's scratch right after the kernel, so a long prefill needs about one layer's memory.
+  const planState = new WeakMap<Graph, { lastUse: Int32Array<ArrayBufferLike> }>();
+  let lastUse: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  let ownPtr = new Float64Array(0); // arena block owned by each node's output this run (-1: none)
+  let ownSize = new Float64Array(0);
+  const scratchList: number[] = [];
+
+  function scratch(bytes: number): number {
+    const p = heap.arena(bytes);
+    scratchList.push(p, bytes);
+    return p;
+  }
+
+  /** After the wasm kernel of `node`: free its scratch and the inputs it was the last consumer of. */
+  function afterNode(node: Node): void {
+    for (let i = 0; i < scratchList.length; i += 2) heap.arenaRelease(scratchList[i]!, scratchList[i + 1]!);
+    scratchList.length = 0;
+    if (copyAll) return;
+    const ids = node.inputs;
+    for (let j = 0; j < ids.length; j++) {
+      const i = ids[j]!;
+      if (lastUse[i] === node.id && ownPtr[i]! >= 0 && !outputIds.has(i)) {
+        heap.arenaRelease(ownPtr[i]!, ownSize[i]!);
+        ownPtr[i] = -1;
+      }
+    }
+  }
 
   function view(ptr: number, n: number): Float32Array {
     return new Float32Array(heap.u8.buffer, ptr, n);
@@ -345,8 +387,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     const d = v.data;
     if (!(d instanceof Float32Array)) throw new Error('wasm backend: expected an f32 value, got i32');
     if (heap.resident(d)) return d.byteOffset;
-    const p = heap.arena(d.byteLength);
-    heap.f32.set(d, p >> 2);
+    const p = scratch(d.byteLength);
+    heap.f32.set(d, p >>> 2);
     return p;
   }
 
@@ -354,13 +396,17 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     if (v.kind !== 'dense' || !(v.data instanceof Int32Array)) throw new Error('wasm backend: expected an i32 value');
     const d = v.data;
     if (heap.resident(d)) return d.byteOffset;
-    const p = heap.arena(d.byteLength);
-    heap.i32.set(d, p >> 2);
+    const p = scratch(d.byteLength);
+    heap.i32.set(d, p >>> 2);
     return p;
   }
 
   function out(node: Node): number {
-    return heap.arena(numel(node.shape) * 4);
+    const bytes = numel(node.shape) * 4;
+    const p = heap.arena(bytes);
+    ownPtr[node.id] = p;
+    ownSize[node.id] = bytes;
+    return p;
   }
 
   /** The result of `node` at ptr: an arena view, or a JS copy when the value must outlive the run. */
@@ -395,7 +441,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       // columns (rows of W) split into chunks of whole panels; every thread has its own panel scratch
       const NB = panelRows(K);
       const panelBytes = dt === 0 ? 0 : NB * K * 4;
-      const panel = dt === 0 ? 0 : heap.arena(panelBytes * pool.threads);
+      const panel = dt === 0 ? 0 : scratch(panelBytes * pool.threads);
       const panels = Math.ceil(N / NB);
       const cpc = NB * Math.max(1, Math.floor(panels / (4 * pool.threads)));
       A[0] = JOB_GEMM; A[1] = dt; A[2] = x; A[3] = w; A[4] = rb; A[5] = y; A[6] = T; A[7] = N; A[8] = K;
@@ -412,13 +458,13 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       A[4] = x;
     } else {
       const nb = K / 32;
-      const xq = heap.arena(K);
-      const xd = heap.arena(nb * 4);
-      const xs = heap.arena(nb * 4);
+      const xq = scratch(K);
+      const xd = scratch(nb * 4);
+      const xs = scratch(nb * 4);
       ex.quant_q8(x, K, xq, xd, xs);
       let xa = xq;
       if (dt === 3 || (dt === 4 && q4x16)) {
-        xa = heap.arena(K * 2);
+        xa = scratch(K * 2);
         ex.widen_q8(xq, K, xa);
       }
       A[4] = xa; A[5] = xd; A[6] = xs;
@@ -451,7 +497,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       let m = heap.resident(host) ? host : stateMirror.get(host);
       if (m === undefined) {
         const p = heap.alloc(host.byteLength);
-        heap.f32.set(host, p >> 2);
+        heap.f32.set(host, p >>> 2);
         m = view(p, host.length);
         stateMirror.set(host, m);
         reclaim.register(host, { ptr: p, bytes: host.byteLength });
@@ -506,10 +552,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       const half = rd / 2;
       const inv = invFreqOf(a);
       const pos = (p as Dense).data as Int32Array;
-      const cs = heap.arena(T * half * 8);
+      const cs = scratch(T * half * 8);
       const f = heap.f32;
       for (let t = 0; t < T; t++) {
-        const o = (cs >> 2) + t * half * 2;
+        const o = (cs >>> 2) + t * half * 2;
         const pt = pos[t]!;
         for (let i = 0; i < half; i++) {
           const ang = pt * inv[i]!;
@@ -534,7 +580,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
         }
       }
       const y = out(node);
-      const scores = heap.arena(S * 4);
+      const scores = scratch(S * 4);
       ex.attention(f32In(q!), f32In(k!), f32In(v!), y, i32In(p!), T, S, a.nHeads, a.nKvHeads, a.headDim, a.causal ? 1 : 0, a.scale, scores);
       return done(node, y);
     },
@@ -574,7 +620,17 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       const { start, count } = node.attrs;
       const xp = f32In(x!);
       if (copyAll || outputIds.has(node.id)) return dense(node.shape, view(xp + start * C * 4, count * C).slice());
-      return dense(node.shape, view(xp + start * C * 4, count * C)); // a view: no copy
+      const src = node.inputs[0]!;
+      if (lastUse[src] === node.id && ownPtr[src]! >= 0) {
+        // a view, no copy: the input's block now belongs to this node (released after this node's last use)
+        ownPtr[node.id] = ownPtr[src]!;
+        ownSize[node.id] = ownSize[src]!;
+        ownPtr[src] = -1;
+        return dense(node.shape, view(xp + start * C * 4, count * C));
+      }
+      const y = out(node);
+      heap.u8.copyWithin(y, xp + start * C * 4, xp + (start + count) * C * 4);
+      return done(node, y);
     },
     slice_cols: (node, [x]) => {
       const [T, C] = shapeOfValue(x!) as [number, number];
@@ -585,6 +641,15 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       return done(node, y);
     },
   };
+
+  for (const op of Object.keys(kernels) as OpName[]) {
+    const k = kernels[op] as Kernel;
+    (kernels as Record<string, Kernel>)[op] = (node, inputs, ctx) => {
+      const r = k(node, inputs, ctx);
+      afterNode(node);
+      return r;
+    };
+  }
 
   const isF32 = (v: Value | undefined): boolean => v !== undefined && (v.kind === 'weight' || v.data instanceof Float32Array);
 
@@ -641,6 +706,20 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       outputIds = gs.outputIds;
       denseCache = gs.dense;
       copyAll = options.retain !== undefined;
+      let ps = planState.get(graph);
+      if (ps === undefined || ps.lastUse.length !== graph.nodes.length) {
+        const lu = new Int32Array(graph.nodes.length).fill(-1);
+        for (const n of graph.nodes) for (const i of n.inputs) lu[i] = n.id;
+        ps = { lastUse: lu };
+        planState.set(graph, ps);
+      }
+      lastUse = ps.lastUse;
+      if (ownPtr.length < graph.nodes.length) {
+        ownPtr = new Float64Array(graph.nodes.length);
+        ownSize = new Float64Array(graph.nodes.length);
+      }
+      ownPtr.fill(-1);
+      scratchList.length = 0;
     },
     uploadWeights(tensors: Iterable<HostTensor>) {
       for (const t of tensors) uploadTensor(t);
@@ -667,7 +746,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       if (heap.resident(x)) return ex.argmax(x.byteOffset, x.length);
       heap.resetArena(); // between runs only: the arena holds nothing that outlives a run
       const p = heap.arena(x.byteLength);
-      heap.f32.set(x, p >> 2);
+      heap.f32.set(x, p >>> 2);
       return ex.argmax(p, x.length);
     },
     stats: () => ({ persistentBytes: heap.persistentBytes, arenaBytes: heap.arenaBytes, memoryBytes: memory.buffer.byteLength }),
