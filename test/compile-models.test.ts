@@ -132,7 +132,7 @@ test('CLI: compile --target ane writes a bundle; generate --device ane-sim --bun
   execFileSync(process.execPath, [cli, 'compile', '--model', model, '--tokenizer', tok, '--target', 'ane', '--buckets', '32,64,128', '--out', out, '--quiet']);
   const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
   assert.deepEqual(manifest.buckets, [32, 64, 128]);
-  assert.equal(manifest.programs.length, 33);
+  assert.equal(manifest.programs.length, 38); // 3 buckets x 11 + 5 chunked-prefill attention programs at 128
   assert.ok(fs.readdirSync(path.join(out, 'weights')).length > 0);
   const c = JSON.parse(fs.readFileSync(path.join(dir, 'reference/llama2c-stories260K.json'), 'utf8')).cases.find((x: { sampling: string; prompt: string }) => x.sampling === 'greedy' && x.prompt === 'Once upon a time');
   const res = JSON.parse(execFileSync(process.execPath, [cli, 'generate', '--model', model, '--tokenizer', tok, '--device', 'ane-sim', '--bundle', out,
@@ -142,4 +142,6 @@ test('CLI: compile --target ane writes a bundle; generate --device ane-sim --bun
   assert.match(audit, /\[1\/100\] l0_attn_s32 \(attention, layer 0, bucket 32\) -> ANE/);
   assert.match(audit, /classifier on the ANE: vocab x dim = 512 x 64/);
   assert.match(audit, /decode runs on the CPU/);
+  assert.match(audit, /chunked prefill:\n  - chunks of 128 tokens .* prompts up to 512 tokens/);
+  assert.match(audit, /\[38\/100\] l4_attn_s128_chunk \(attention, layer 4, bucket 128\) -> ANE/);
 });

@@ -22,7 +22,7 @@ export async function deviceTarget(model: Model, device: 'cpu' | 'ane-sim', bund
     throw new RistrettoError('INVALID_ARGUMENT', `--bundle ${bundleDir}: compiled for a different model config (${m.model.architecture}, ${m.model.numLayers} layers, dim ${m.model.dim}); recompile with ristretto compile`);
   }
   if (!quiet) {
-    process.stderr.write(`[ristretto] ane-sim: prefill through ${m.plan.programsPerBucket} programs per bucket (buckets ${m.buckets.join(', ')}) on the MIL interpreter, decode on the CPU; classifier on the ${m.plan.classifier.device.toUpperCase()}\n`);
+    process.stderr.write(`[ristretto] ane-sim: prefill through ${m.plan.programsPerBucket} programs per bucket (buckets ${m.buckets.join(', ')}) on the MIL interpreter${m.chunked ? `, prompts longer than ${m.chunked.bucket} in chunks of ${m.chunked.bucket} through ${m.chunked.groups.length} chunked-prefill programs (up to ${m.chunked.maxPrompt} tokens)` : ''}, decode on the CPU; classifier on the ${m.plan.classifier.device.toUpperCase()}\n`);
   }
   return aneSimTarget(model, new AneSimulator(loaded, model));
 }

@@ -23,6 +23,9 @@ export const COMPILE_HELP = `Usage: ristretto compile --model PATH --target ane 
   --norm KIND         RMSNorm lowering: pow (default: reduce_sum, pow(-0.5)) | rsqrt | layernorm (cat([x,-x]) + layer_norm)
   --fuse N            layers per program: 0 = separate attention and FFN programs (default: the plan decides)
   --budget N          compiles allowed per process (default 100)
+  --context N         decoders: longest prompt prefilled on the ANE; prompts longer than the largest bucket B run in
+                      chunks of B through chunked-prefill attention programs (K/V cache, mask and RoPE inputs)
+                      (default: the trained context, at most 2048; 0: none, longer prompts finish on the CPU)
   --gelu-erf KIND     exact (erf) GELU lowering: rational (default: x sigmoid(rational(x)), max error 5.6e-5) | tanh
   --quiet             no summary on stderr
 `;
@@ -54,7 +57,7 @@ export async function compileCommand(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' }, tokenizer: { type: 'string' }, target: { type: 'string' }, buckets: { type: 'string' },
       out: { type: 'string' }, norm: { type: 'string' }, fuse: { type: 'string' }, budget: { type: 'string' },
-      quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, 'gelu-erf': { type: 'string' },
+      quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, 'gelu-erf': { type: 'string' }, context: { type: 'string' },
     },
     strict: true,
   });
@@ -88,6 +91,7 @@ export async function compileCommand(argv: string[]): Promise<void> {
       norm: oneOf(values, 'norm', ['pow', 'rsqrt', 'layernorm'] as const, 'pow') as NormLowering,
       layersPerProgram: num(values, 'fuse', { int: true, min: 0 }),
       budget: num(values, 'budget', { int: true, min: 1 }),
+      context: num(values, 'context', { int: true, min: 0 }),
       calibrationIds: ids.length > 0 ? ids : undefined,
       modelPath,
     },

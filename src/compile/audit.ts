@@ -22,6 +22,8 @@ export interface ProgramAudit {
   /** 1-based position in the compile order, against the budget. */
   compileIndex: number;
   budget: number;
+  /** Program inputs (name, shape, role): x, plus the mask / K/V cache / RoPE inputs of chunked-prefill programs. */
+  inputs: { name: string; shape: number[]; role: string }[];
 }
 
 export interface AuditReport {
@@ -38,6 +40,8 @@ export interface AuditReport {
   io: string[];
   /** Encoder bundles: the mask input, GELU lowering, positions, output. */
   encoder?: Manifest['encoder'];
+  /** Decoder bundles with chunked-prefill programs: cache length, mask, RoPE inputs. */
+  chunked?: Manifest['chunked'];
 }
 
 /** FLOPs, weight bytes and the largest intermediate of one parsed program (counted from declared types). */
@@ -105,7 +109,7 @@ export function auditBundle(b: Bundle): AuditReport {
     return {
       name: p.name, bucket: p.bucket, kind: p.kind, layers: p.layers, ops: cost.ops, flops: cost.flops,
       weightBytes: cost.weightBytes, workingSetBytes: ws, sramFit: ws <= SRAM_BYTES, device: p.device, why: p.why,
-      compileIndex: i + 1, budget: m.plan.budget,
+      compileIndex: i + 1, budget: m.plan.budget, inputs: p.inputs.map((x) => ({ name: x.name, shape: x.shape, role: x.role })),
     };
   });
   // One line per distinct surface shape, naming the roles that use it.
@@ -114,7 +118,7 @@ export function auditBundle(b: Bundle): AuditReport {
     for (const x of [...p.inputs, ...p.outputs]) {
       const key = x.shape.join('x');
       const e = byShape.get(key) ?? { names: new Set<string>(), x };
-      e.names.add(x.role === 'k' || x.role === 'v' ? `${x.role}_l*` : x.name);
+      e.names.add(x.role === 'k' || x.role === 'v' ? `${x.role}_l*` : x.role === 'k_cache' || x.role === 'v_cache' ? `${x.role}_l*` : x.name);
       byShape.set(key, e);
     }
   }
@@ -123,6 +127,7 @@ export function auditBundle(b: Bundle): AuditReport {
     model: m.model, buckets: m.buckets, programs, totalPrograms: m.programs.length, budget: m.plan.budget,
     decisions: m.plan.reasons, classifier: m.plan.classifier, decode: m.plan.decode, prefill: m.plan.prefill, fp16: m.fp16, io,
     ...(m.encoder ? { encoder: m.encoder } : {}),
+    ...(m.chunked ? { chunked: m.chunked } : {}),
   };
 }
 
@@ -154,6 +159,15 @@ export function formatAudit(r: AuditReport): string {
     if (r.encoder.gelu) out.push(`  - GELU: ${r.encoder.gelu}`);
     if (r.encoder.postNorm) out.push('  - post-norm (LayerNorm after each residual add): programs start with the LayerNorm of their input');
   }
+  if (r.chunked) {
+    const c = r.chunked;
+    out.push('');
+    out.push('chunked prefill:');
+    out.push(`  - chunks of ${c.bucket} tokens (the last padded), prompts up to ${c.maxPrompt} tokens; chunk 1 runs the ordinary bucket-${c.bucket} programs, chunks 2.. the ${c.groups.length} *_chunk program(s) (${c.groups.join(', ')}) plus the ordinary FFN / classifier programs`);
+    out.push(`  - K/V cache (cache length ${c.cache}): ${c.cacheWhy}`);
+    out.push(`  - mask: program input ${c.mask.input} [${c.mask.shape.join(', ')}] fp16, ${c.mask.keep} keep / ${c.mask.drop} drop: ${c.mask.why}`);
+    out.push(`  - RoPE: ${c.ropeWhy}`);
+  }
   out.push('');
   out.push('fp16 range:');
   for (const n of r.fp16.notes) out.push(`  - ${n}`);
@@ -166,6 +180,7 @@ export function formatAudit(r: AuditReport): string {
   for (const p of r.programs) {
     const ops = Object.entries(p.ops).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
     out.push(`  [${p.compileIndex}/${p.budget}] ${p.name} (${p.kind}${p.layers.length ? `, layer ${p.layers.join(',')}` : ''}, bucket ${p.bucket}) -> ${p.device.toUpperCase()}`);
+    if (p.inputs.length > 1) out.push(`      inputs: ${p.inputs.map((i) => `${i.name} [${i.shape.join(', ')}]`).join(', ')}`);
     out.push(`      ops: ${ops}`);
     out.push(`      FLOPs ${human(p.flops)}, weights ${human(p.weightBytes)}B, working set ${human(p.workingSetBytes)}B: ${p.sramFit ? 'fits' : 'does NOT fit'} the ~32 MB SRAM`);
     out.push(`      why: ${p.why}`);

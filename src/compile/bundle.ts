@@ -10,10 +10,10 @@ import * as path from 'node:path';
 import { RistrettoError } from '../errors.js';
 import { readTensorAsF32 } from '../formats/dtypes/index.js';
 import type { HostTensor } from '../formats/tensor.js';
-import { buildGraph, type ModelConfig } from '../models/index.js';
+import { archInfo, buildGraph, type ModelConfig } from '../models/index.js';
 import { buildEncoderGraph, type EncoderConfig } from '../models/encoders.js';
 import { buildBlob } from './blob.js';
-import { GELU_ERF_RATIONAL, lowerProgram, MASK_VALUE, type GeluErfLowering, type IoDesc, type LoweredProgram, type NormLowering, type WeightRegistry } from './lower-ane.js';
+import { GELU_ERF_RATIONAL, lowerProgram, MASK_VALUE, type GeluErfLowering, type IoDesc, type LoweredProgram, type NormLowering, type RopeTable, type WeightRegistry } from './lower-ane.js';
 import { SPEC_OPS } from './mil/ast.js';
 import { emitProgram } from './mil/emit.js';
 import { MilInterpreter } from './mil/interp.js';
@@ -44,6 +44,9 @@ export interface CompileOptions {
   encoder?: boolean;
   /** gelu_erf lowering (default: the rational erf-GELU; 'tanh': the tanh approximation). */
   geluErf?: GeluErfLowering;
+  /** Decoders: the longest prompt the ANE prefill serves through chunked-prefill programs (default: the trained
+   *  context, at most 2048; 0 or at most the largest bucket: no chunked-prefill programs). */
+  context?: number;
 }
 
 /** Encoders compile by default: BERT, and Qwen3 with is_causal false (pplx-embed). */
@@ -79,6 +82,22 @@ export interface ManifestProgram {
   inputs: ManifestIo[];
   outputs: ManifestIo[];
   weights: string[];
+  /** Chunked-prefill variant of `group` (K/V cache, mask and RoPE inputs); absent on the ordinary programs. */
+  chunk?: { cache: number };
+}
+
+/** How the host drives the chunked-prefill programs (decoder bundles whose plan has them). */
+export interface ChunkManifest {
+  bucket: number;
+  cache: number;
+  maxPrompt: number;
+  /** Program groups with a chunked variant; the others (FFN, classifier) run their ordinary program at `bucket`. */
+  groups: string[];
+  mask: { input: 'chunk_mask'; shape: [1, 1, number, number]; keep: 0; drop: number; why: string };
+  /** RoPE rows the host passes as rope_cos / rope_sin [1, 1, headDim, bucket] (null: the model has no RoPE). */
+  rope: RopeTable | null;
+  ropeWhy: string;
+  cacheWhy: string;
 }
 
 export interface Manifest {
@@ -97,6 +116,8 @@ export interface Manifest {
   fp16: Fp16Report;
   /** Encoder bundles (absent for decoders): how the host feeds and reads the programs. */
   encoder?: EncoderManifest;
+  /** Decoder bundles with chunked-prefill programs. */
+  chunked?: ChunkManifest;
 }
 
 export interface EncoderManifest {
@@ -145,6 +166,7 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
     architecture: src.architecture, numLayers: L, dim: D, vocab: V, buckets: opts.buckets,
     budget: opts.budget, layersPerProgram: opts.layersPerProgram, maxLayersPerProgram: opts.maxLayersPerProgram,
     classifierLimit: opts.classifierLimit, encoder, postNorm: probe.postNorm,
+    maxPrompt: encoder ? undefined : (opts.context ?? Math.min(archInfo(cfg as ModelConfig).maxPositions, 2048)) || undefined,
   });
   const headOnCpu = plan.classifier.device === 'cpu';
   const weight = (name: string): HostTensor => {
@@ -204,6 +226,44 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
       });
     }
   }
+  // Chunked-prefill variants of the attention-holding groups at the largest bucket (after every ordinary program,
+  // so the compile order keeps the ordinary programs first).
+  let chunked: ChunkManifest | undefined;
+  if (plan.chunked !== null) {
+    const { bucket: S, cache: C } = plan.chunked;
+    const part = S === plan.buckets[0] ? calPart : graphFor(S);
+    const byName = new Map(part.kernels.map((k) => [k.name, k]));
+    let rope: RopeTable | null = null;
+    for (const grp of plan.groups.filter((g) => plan.chunked!.groups.includes(g.name))) {
+      const ks = grp.kernels.map((n) => byName.get(n)!);
+      const name = `${grp.name}_s${S}_chunk`;
+      const low = lowerProgram({ part, S, opts: { norm, residualScale, headOnCpu, geluErf: opts.geluErf }, param, files, chunk: { cache: C } }, ks, name);
+      for (const s of low.program.functions[0]!.body) {
+        if (!SPEC_OPS.includes(s.op)) throw new Error(`compile: emitted op ${s.op} is not one the ANE spec lists`);
+      }
+      if (low.chunk?.rope) rope = low.chunk.rope;
+      const file = `${name}.mil`;
+      texts.set(file, emitProgram(low.program));
+      const what = grp.kind === 'layers' ? `layer(s) ${grp.layers.join(', ')} (attention + FFN fused)` : `layer ${grp.layers[0]} attention`;
+      programs.push({
+        name, file, bucket: S, group: grp.name, kind: low.kind, kernels: low.kernels, layers: low.layers, device: 'ane',
+        why: `chunked prefill of ${what}: chunks 2.. of prompts longer than ${S} tokens (up to ${plan.chunked.maxPrompt}); inputs: x [1, ${D}, 1, ${S}], per layer the K/V cache [1, ${kvDim}, 1, ${C}] of the previous chunks, chunk_mask [1, 1, ${S}, ${C + S}]${low.chunk?.rope ? `, rope_cos / rope_sin [1, 1, ${low.chunk.rope.headDim}, ${S}]` : ''}; outputs the chunk's K/V for the host to append to its cache; one program serves every chunk offset`,
+        inputs: low.inputs.map(withSurface), outputs: low.outputs.map(withSurface), weights: low.weightFiles, chunk: { cache: C },
+      });
+    }
+    chunked = {
+      bucket: S, cache: C, maxPrompt: plan.chunked.maxPrompt, groups: plan.chunked.groups,
+      mask: {
+        input: 'chunk_mask', shape: [1, 1, S, C + S], keep: 0, drop: MASK_VALUE,
+        why: `row i (the chunk's token at position offset + i), column j < ${C}: cache slot j, kept iff j < offset; column ${C} + j: the chunk's token j, kept iff j <= i (causal); added to the scores [1, H, ${S}, ${C + S}] before the softmax, so one program serves every offset; ${MASK_VALUE} rather than -inf (finite: no fp16 overflow, no inf - inf; exp underflows to exactly 0)`,
+      },
+      rope,
+      ropeWhy: rope === null
+        ? 'no RoPE: positions enter through the host-side prologue (learned position embeddings at offset..offset+n-1)'
+        : `RoPE rows as inputs rope_cos / rope_sin [1, 1, ${rope.headDim}, ${S}]: the host computes cos / sin of (offset + s) x invFreq (fp16) per chunk; baked tables are position-specific, and slicing a [context]-long baked table by an offset needs a runtime slice_by_size begin, which the spec's kernels never use`,
+      cacheWhy: `per layer k_cache_l<n> / v_cache_l<n> [1, ${kvDim}, 1, ${C}] fp16 (post-RoPE K, V; ${C} columns = ${C / S} chunks of ${S}): columns 0..offset-1 hold the previous chunks, the rest zero and masked; reshaped to [1, KVH, hd, ${C}] and concatenated before the chunk's own K/V along the key axis; the chunk's K/V outputs [1, ${kvDim}, 1, ${S}] are appended by the host`,
+    };
+  }
   let cpuClassifier: Manifest['cpuClassifier'] = null;
   if (headOnCpu) {
     const cls = calPart.kernels[calPart.kernels.length - 1]!;
@@ -238,6 +298,7 @@ export function compileBundle(src: CompileSource, opts: CompileOptions): Bundle 
     cpuClassifier,
     plan,
     fp16,
+    ...(chunked ? { chunked } : {}),
   };
   if (encoder) {
     const gelu = g0.nodes.find((n) => n.op === 'gelu_erf' || n.op === 'gelu_tanh');

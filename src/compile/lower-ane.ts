@@ -9,6 +9,10 @@
 //   for the tanh form), or the tanh form on request; RoPE multiplies by baked cos/sin constants for positions 0..S-1.
 // - encoders (attention_masked): no causal mask constant; the key-padding mask is a program input `key_mask`
 //   [1, 1, 1, S] fp16 (0 keep, MASK_VALUE drop) added to the scores [1, H, S, S] (broadcast over heads and queries).
+// - chunked prefill (ctx.chunk): attention concatenates the layer's K/V cache inputs k_cache_l<n> / v_cache_l<n>
+//   [1, kvDim, 1, C] (reshaped to [1, KVH, hd, C]) before the chunk's own K/V along the key axis, and adds the mask
+//   input chunk_mask [1, 1, S, C + S] instead of the causal constant; RoPE multiplies by the inputs rope_cos /
+//   rope_sin [1, 1, hd, S] (the chunk's positions) instead of baked tables.
 // Weights become BLOBFILE constants, one tensor per file under weights/, shared by every bucket.
 
 import type { Graph, Node } from '../graph/graph.js';
@@ -44,7 +48,30 @@ export type GeluErfLowering = 'rational' | 'tanh';
  */
 export const GELU_ERF_RATIONAL = { a: 1.5947265625, b: 0.0914306640625, c: 0.0106658935546875, preScale: 1 / 256 } as const;
 
-export type IoRole = 'residual' | 'k' | 'v' | 'logits' | 'hidden' | 'mask';
+export type IoRole = 'residual' | 'k' | 'v' | 'logits' | 'hidden' | 'mask' | 'k_cache' | 'v_cache' | 'rope_cos' | 'rope_sin';
+
+/** The RoPE table a chunked-prefill program expects as inputs rope_cos / rope_sin [1, 1, headDim, S]. */
+export interface RopeTable {
+  headDim: number;
+  rotaryDim: number;
+  style: 'neox' | 'interleaved';
+  invFreq: number[];
+}
+
+/** RoPE cos / sin rows [headDim, S] (row-major, fp32) for positions pos0..pos0+S-1, as the baked tables lay them out. */
+export function ropeRows(r: RopeTable, pos0: number, S: number): { cos: Float32Array; sin: Float32Array } {
+  const cos = new Float32Array(r.headDim * S);
+  const sin = new Float32Array(r.headDim * S);
+  const half = r.rotaryDim / 2;
+  for (let i = 0; i < r.headDim; i++) {
+    const f = i >= r.rotaryDim ? -1 : r.style === 'interleaved' ? Math.floor(i / 2) : i % half;
+    for (let s = 0; s < S; s++) {
+      cos[i * S + s] = f < 0 ? 1 : Math.cos((pos0 + s) * r.invFreq[f]!);
+      sin[i * S + s] = f < 0 ? 0 : Math.sin((pos0 + s) * r.invFreq[f]!);
+    }
+  }
+  return { cos, sin };
+}
 
 export interface IoDesc {
   name: string;
@@ -64,6 +91,8 @@ export interface LoweredProgram {
   outputs: IoDesc[];
   /** Weight files the program's BLOBFILE constants name (relative to the bundle: weights/x.bin). */
   weightFiles: string[];
+  /** Chunked-prefill programs: the cache length C, and the RoPE table their rope inputs follow (null: no RoPE). */
+  chunk?: { cache: number; rope: RopeTable | null };
 }
 
 /** Weight files by relative path, with a producer of their float32 values (converted to fp16 when written). */
@@ -76,6 +105,8 @@ export interface LowerContext {
   /** A model parameter as float32 ([out, in] row-major for matrices). */
   param: (name: string) => Float32Array;
   files: WeightRegistry;
+  /** Chunked prefill: K/V cache inputs of C columns, the mask and RoPE rows as inputs. */
+  chunk?: { cache: number };
 }
 
 /**
@@ -190,8 +221,15 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
   const { part, S, opts } = ctx;
   const g = part.graph;
   const D = g.node(kernels[0]!.input).shape[1]!;
-  const b = new Builder(['x', 'key_mask']);
+  const chunk = ctx.chunk;
+  const b = new Builder(['x', 'key_mask', 'chunk_mask', 'rope_cos', 'rope_sin', ...kernels.flatMap((k) => [`k_cache_l${k.layer}`, `v_cache_l${k.layer}`])]);
   let usesKeyMask = false;
+  const extraInputs: IoDesc[] = [];
+  const addInput = (io: IoDesc): string => {
+    if (!extraInputs.some((e) => e.name === io.name)) extraInputs.push(io);
+    return io.name;
+  };
+  let ropeTable: RopeTable | null = null;
   const val = new Map<number, V>();
   val.set(kernels[0]!.input, { name: 'x', shape: [1, D, 1, S] });
   const outputs: { v: V; desc: Omit<IoDesc, 'shape' | 'name'>; want: string }[] = [];
@@ -336,8 +374,19 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
             return t;
           };
           const cs = [1, 1, hd, S];
-          const cos = b.blob(derivedFile(`weights/${tag}_cos.bin`, cs, table(Math.cos, 1), `RoPE cos, positions 0..${S - 1}`), cs, `rope_cos`);
-          const sin = b.blob(derivedFile(`weights/${tag}_sin.bin`, cs, table(Math.sin, 0), `RoPE sin, positions 0..${S - 1}`), cs, `rope_sin`);
+          let cos: string;
+          let sin: string;
+          if (chunk !== undefined) {
+            // positions differ per chunk: the host passes the chunk's cos / sin rows as inputs
+            const rt: RopeTable = { headDim: hd, rotaryDim: rd, style: a.style === 'interleaved' ? 'interleaved' : 'neox', invFreq: [...inv] };
+            if (ropeTable !== null && JSON.stringify(ropeTable) !== JSON.stringify(rt)) throw new UnsupportedError(`${k.name}: chunked prefill supports one RoPE table per program`);
+            ropeTable = rt;
+            cos = addInput({ name: 'rope_cos', shape: cs, role: 'rope_cos' });
+            sin = addInput({ name: 'rope_sin', shape: cs, role: 'rope_sin' });
+          } else {
+          cos = b.blob(derivedFile(`weights/${tag}_cos.bin`, cs, table(Math.cos, 1), `RoPE cos, positions 0..${S - 1}`), cs, `rope_cos`);
+          sin = b.blob(derivedFile(`weights/${tag}_sin.bin`, cs, table(Math.sin, 0), `RoPE sin, positions 0..${S - 1}`), cs, `rope_sin`);
+          }
           const hs = [1, H, hd, S];
           const xh = b.op('reshape', [['shape', b.ints(hs, `shape_${hs.join('_')}`)], ['x', x.name]], hs, `${pre}_rope${id}_x`);
           let rot: string;
@@ -386,18 +435,31 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
           const kvs = [1, KVH, hd, S];
           const q4 = b.op('reshape', [['shape', b.ints(qs, `shape_${qs.join('_')}`)], ['x', q.name]], qs, `${pre}_q4`);
           const qt = b.op('transpose', [['perm', b.ints([0, 1, 3, 2], 'perm_0132')], ['x', q4]], [1, H, S, hd], `${pre}_qt`);
-          const heads = (x: V, base: string): string => {
+          if (chunk !== undefined && (masked || !a.causal)) throw new UnsupportedError(`${k.name}: chunked prefill is for causal decoders`);
+          const T = chunk !== undefined ? chunk.cache + S : S; // key columns: the cache, then the chunk
+          const heads = (x: V, base: 'k' | 'v'): string => {
             let t = b.op('reshape', [['shape', b.ints(kvs, `shape_${kvs.join('_')}`)], ['x', x.name]], kvs, `${pre}_${base}4`);
-            if (grp > 1) t = b.op('concat', [['axis', b.int(1, 'ax1')], ['interleave', b.bool(true)], ['values', new Array<string>(grp).fill(t)]], qs, `${pre}_${base}_rep`);
+            if (chunk !== undefined) {
+              const C = chunk.cache;
+              const cin = addInput({ name: `${base}_cache_l${k.layer}`, shape: [1, KVH * hd, 1, C], role: base === 'k' ? 'k_cache' : 'v_cache', layer: k.layer });
+              const cs4 = [1, KVH, hd, C];
+              const c4 = b.op('reshape', [['shape', b.ints(cs4, `shape_${cs4.join('_')}`)], ['x', cin]], cs4, `${pre}_${base}cache4`);
+              t = b.op('concat', [['axis', b.int(3, 'ax3')], ['interleave', b.bool(false)], ['values', [c4, t]]], [1, KVH, hd, T], `${pre}_${base}_all`);
+            }
+            if (grp > 1) t = b.op('concat', [['axis', b.int(1, 'ax1')], ['interleave', b.bool(true)], ['values', new Array<string>(grp).fill(t)]], [1, H, hd, T], `${pre}_${base}_rep`);
             return t;
           };
           const k4 = heads(kk, 'k');
           const v4 = heads(vv, 'v');
-          const ss = [1, H, S, S];
+          const ss = [1, H, S, T];
           const sc = b.op('matmul', [['transpose_x', b.bool(false)], ['transpose_y', b.bool(false)], ['x', qt], ['y', k4]], ss, `${pre}_scores`);
           const scs = b.op('mul', [['x', sc], ['y', b.fp16(a.scale, `${pre}_scale`)]], ss, `${pre}_scaled`);
           let mk = scs;
-          if (a.causal) {
+          if (chunk !== undefined) {
+            // cache columns < offset and the chunk's causal triangle: 0; the rest MASK_VALUE (host-built input)
+            const cm = addInput({ name: 'chunk_mask', shape: [1, 1, S, T], role: 'mask' });
+            mk = b.op('add', [['x', mk], ['y', cm]], ss, `${pre}_masked`);
+          } else if (a.causal) {
             const ms = [1, 1, S, S];
             const mask = b.blob(derivedFile(`weights/causal_mask_s${S}.bin`, ms, () => {
               const m = new Float32Array(S * S);
@@ -497,9 +559,10 @@ export function lowerProgram(ctx: LowerContext, kernels: Kernel[], name: string)
     program: {
       version: '1.3',
       attrs: [{ key: 'buildInfo', value: { kind: 'dict', keyType: 'string', valueType: 'string', entries: DEFAULT_BUILD_INFO.map(([a, c]) => [a, c] as [string, string]) } }],
-      functions: [{ name: 'main', opset: 'ios18', inputs: [{ type: { dtype: 'fp16', shape: [1, D, 1, S] }, name: 'x' }, ...(usesKeyMask ? [{ type: { dtype: 'fp16' as const, shape: [1, 1, 1, S] }, name: 'key_mask' }] : [])], body: b.body, outputs: outputs.map((o) => o.want), line: 0, col: 0 }],
+      functions: [{ name: 'main', opset: 'ios18', inputs: [{ type: { dtype: 'fp16', shape: [1, D, 1, S] }, name: 'x' }, ...(usesKeyMask ? [{ type: { dtype: 'fp16' as const, shape: [1, 1, 1, S] }, name: 'key_mask' }] : []), ...extraInputs.map((e) => ({ type: { dtype: 'fp16' as const, shape: e.shape }, name: e.name }))], body: b.body, outputs: outputs.map((o) => o.want), line: 0, col: 0 }],
     },
-    inputs: [{ name: 'x', shape: [1, D, 1, S], role: 'residual' }, ...(usesKeyMask ? [{ name: 'key_mask', shape: [1, 1, 1, S], role: 'mask' as const }] : [])],
+    inputs: [{ name: 'x', shape: [1, D, 1, S], role: 'residual' }, ...(usesKeyMask ? [{ name: 'key_mask', shape: [1, 1, 1, S], role: 'mask' as const }] : []), ...extraInputs],
+    ...(chunk !== undefined ? { chunk: { cache: chunk.cache, rope: ropeTable } } : {}),
     outputs: outputs.map((o) => ({ name: o.want, shape: o.v.shape, ...o.desc })),
     weightFiles: [...b.files],
   };

@@ -4,6 +4,13 @@
 // - Classifier: ANE when vocab x dim <= 16M fp16 elements (fits the ~32 MB SRAM), else CPU fp16 tiled matvec + argmax.
 // - Compile budget: programs x buckets <= 100 per process; the plan fuses more layers per program, then
 //   drops buckets, and fails clearly when nothing fits.
+// - Chunked prefill: prompts longer than the largest bucket B run through the ANE programs chunk by chunk (B tokens
+//   a chunk, the last one padded). Every program that holds attention gets a second, chunked-prefill variant at B
+//   (FFN and classifier programs are position-free and serve every chunk as they are) taking, per layer, the K/V
+//   cache of the previous chunks as inputs [1, kvDim, 1, C] (C = cache length, a multiple of B), an fp16 mask input
+//   [1, 1, B, C + B] (cache columns < offset and the causal triangle of the chunk: 0, the rest -10000) and the
+//   chunk's RoPE cos/sin rows [1, 1, hd, B] as inputs, so one program serves every chunk offset. The first chunk
+//   runs the ordinary (no-cache) programs. The extra programs count against the compile budget.
 // - IOSurface rules on every input/output: spatial stride padded to 32, at least 49,152 bytes.
 // - Encoders (BERT, bidirectional Qwen3): no classifier and no decode; the last program (`output`) returns the
 //   final hidden states for pooling on the host, and attention programs take the key-padding mask as an input.
@@ -36,6 +43,22 @@ export interface PlanInput {
   encoder?: boolean;
   /** Encoder with post-norm blocks (BERT): recorded in the reasons. */
   postNorm?: boolean;
+  /** Decoders: the longest prompt the ANE prefill serves. Longer than the largest bucket B: chunked-prefill
+   *  programs at B with a K/V cache of C = roundUp(maxPrompt - B, B) columns (C + B <= 4096). Default: none. */
+  maxPrompt?: number;
+}
+
+/** Chunked prefill: prompts longer than the largest bucket run chunk by chunk through cache-input programs. */
+export interface ChunkPlan {
+  /** Chunk length: the largest bucket. */
+  bucket: number;
+  /** Cache columns C of the K/V cache inputs (a multiple of the bucket). */
+  cache: number;
+  /** Longest prompt prefilled on the ANE (C + bucket); longer prompts finish on the CPU. */
+  maxPrompt: number;
+  /** Program groups with a chunked-prefill variant (the ones holding attention). */
+  groups: string[];
+  reason: string;
 }
 
 export interface ProgramGroup {
@@ -55,6 +78,8 @@ export interface Plan {
   groups: ProgramGroup[];
   programsPerBucket: number;
   totalPrograms: number;
+  /** Chunked prefill programs (null: prompts longer than the largest bucket finish on the CPU). */
+  chunked: ChunkPlan | null;
   prefill: { device: 'ane'; reason: string };
   /** Encoders: device 'none' (nothing is decoded). */
   decode: { device: 'cpu' | 'none'; reason: string };
@@ -134,7 +159,15 @@ export function makePlan(p: PlanInput): Plan {
     if (p.postNorm) reasons.push('encoder: post-norm blocks (LayerNorm after each residual add): programs read the un-normalised sum and start with its LayerNorm (the first one with the embedding LayerNorm); the output program is the last LayerNorm');
   } else reasons.push(`classifier on the ${classifier.device.toUpperCase()}: ${classifier.reason}`);
 
-  const count = (f: number, nb: number): number => nb * groupsFor(L, f, cpuCls, enc).length;
+  // Chunked prefill: cache length for a given largest bucket (0: no chunk programs).
+  const cacheFor = (B: number): number => {
+    if (enc || p.maxPrompt === undefined || p.maxPrompt <= B) return 0;
+    return Math.min(roundUp(p.maxPrompt - B, B), Math.floor((MAX_BUCKET - B) / B) * B);
+  };
+  const attnGroups = (f: number): number => groupsFor(L, f, cpuCls, enc).filter((g) => g.kind === 'attention' || g.kind === 'layers').length;
+  const countB = (f: number, bs: number[]): number => bs.length * groupsFor(L, f, cpuCls, enc).length + (cacheFor(bs[bs.length - 1]!) > 0 ? attnGroups(f) : 0);
+  const count = (f: number, nb: number): number => countB(f, nb === buckets.length ? buckets : buckets.slice(0, nb));
+  const desc = (f: number, bs: number[]): string => `${bs.length} x ${groupsFor(L, f, cpuCls, enc).length}${cacheFor(bs[bs.length - 1]!) > 0 ? ` + ${attnGroups(f)} chunked-prefill` : ''}`;
   const maxF = Math.max(1, Math.min(L, p.maxLayersPerProgram ?? 4));
   let f: number;
   if (p.layersPerProgram !== undefined) {
@@ -145,7 +178,7 @@ export function makePlan(p: PlanInput): Plan {
     f = 0;
     const split = count(0, buckets.length);
     if (split <= budget) {
-      reasons.push(`one attention and one FFN program per layer: ${buckets.length} bucket(s) x ${groupsFor(L, 0, cpuCls, enc).length} programs = ${split} compiles <= budget ${budget}`);
+      reasons.push(`one attention and one FFN program per layer: ${desc(0, buckets)} programs = ${split} compiles <= budget ${budget}`);
     } else {
       let chosen = -1;
       for (let t = 1; t <= maxF; t++) {
@@ -156,7 +189,7 @@ export function makePlan(p: PlanInput): Plan {
       }
       if (chosen > 0) {
         f = chosen;
-        reasons.push(`split attention/FFN programs need ${buckets.length} x ${groupsFor(L, 0, cpuCls, enc).length} = ${split} compiles > budget ${budget}; fusing ${f} layer(s) (attention + FFN) per program: ${buckets.length} x ${groupsFor(L, f, cpuCls, enc).length} = ${count(f, buckets.length)} <= ${budget}`);
+        reasons.push(`split attention/FFN programs need ${desc(0, buckets)} = ${split} compiles > budget ${budget}; fusing ${f} layer(s) (attention + FFN) per program: ${desc(f, buckets)} = ${count(f, buckets.length)} <= ${budget}`);
       } else {
         f = maxF;
         reasons.push(`even ${maxF} layers per program need ${count(maxF, buckets.length)} compiles > budget ${budget} with ${buckets.length} buckets; fusing ${maxF} layers per program (the most the plan fuses: a whole layer per program already hit the compiler's capacity in one report)`);
@@ -166,15 +199,29 @@ export function makePlan(p: PlanInput): Plan {
   // Fewer buckets when fusion alone does not fit: keep the smallest (short prompts) and the largest (long ones).
   while (count(f, buckets.length) > budget && buckets.length > 1) {
     const drop = buckets.length > 2 ? buckets[buckets.length - 2]! : buckets[buckets.length - 1]!;
+    const before = desc(f, buckets);
     buckets = buckets.filter((b) => b !== drop);
-    reasons.push(`dropped bucket ${drop}: ${buckets.length + 1} buckets x ${groupsFor(L, f, cpuCls, enc).length} programs exceed the budget of ${budget}; prompts it served pad to the next bucket`);
+    reasons.push(`dropped bucket ${drop}: ${before} programs exceed the budget of ${budget}; prompts it served pad to the next bucket`);
   }
   const total = count(f, buckets.length);
   if (total > budget) {
     throw new RistrettoError('INVALID_ARGUMENT', `compile budget exceeded: ${L} layers need ${total} programs for one bucket (${f || 'split'} layer(s) per program) but the budget is ${budget} compiles per process; raise --budget, pass --fuse with more layers per program, or restart the process between groups of programs`);
   }
   const groups = groupsFor(L, f, cpuCls, enc);
-  reasons.push(`compile budget: ${total} / ${budget} programs (${groups.length} per bucket x ${buckets.length} bucket(s))`);
+  const Bmax = buckets[buckets.length - 1]!;
+  const C = cacheFor(Bmax);
+  let chunked: ChunkPlan | null = null;
+  if (C > 0) {
+    const cg = groups.filter((g) => g.kind === 'attention' || g.kind === 'layers').map((g) => g.name);
+    chunked = {
+      bucket: Bmax, cache: C, maxPrompt: C + Bmax, groups: cg,
+      reason: `chunked prefill: prompts longer than ${Bmax} run through the ANE in chunks of ${Bmax} tokens (the last one padded), up to ${C + Bmax} tokens; the first chunk runs the ordinary programs, later chunks run ${cg.length} chunked-prefill program(s) at bucket ${Bmax} (the ones holding attention; FFN and classifier programs are position-free and are reused) that take per layer the K/V cache of the previous chunks [1, kvDim, 1, ${C}] fp16 (columns 0..offset-1 valid, the rest zero), an explicit mask input chunk_mask [1, 1, ${Bmax}, ${C + Bmax}] fp16 (0 keep / -10000 drop: cache columns < offset, and the causal triangle over the chunk's own ${Bmax} columns), and the chunk's RoPE rows rope_cos / rope_sin [1, 1, hd, ${Bmax}] fp16 for positions offset..offset+${Bmax - 1} (baked position tables cannot serve every offset, and slicing a table by a runtime offset needs a dynamic slice_by_size begin that the spec's kernels never use); they return the chunk's new K/V [1, kvDim, 1, ${Bmax}], which the host appends to its cache. One program per group serves every chunk offset: no per-offset recompiles; ${cg.length} extra compiles`,
+    };
+    reasons.push(chunked.reason);
+  } else if (!enc) {
+    reasons.push(p.maxPrompt === undefined ? `no chunked prefill: prompts longer than ${Bmax} tokens finish on the CPU` : `no chunked prefill: the longest prompt (${p.maxPrompt}) fits the largest bucket ${Bmax}`);
+  }
+  reasons.push(`compile budget: ${total} / ${budget} programs (${groups.length} per bucket x ${buckets.length} bucket(s)${chunked ? ` + ${chunked.groups.length} chunked-prefill` : ''})`);
   return {
     architecture: p.architecture,
     buckets,
@@ -183,6 +230,7 @@ export function makePlan(p: PlanInput): Plan {
     groups,
     programsPerBucket: groups.length,
     totalPrograms: total,
+    chunked,
     prefill: enc
       ? {
         device: 'ane',
@@ -190,7 +238,7 @@ export function makePlan(p: PlanInput): Plan {
       }
       : {
       device: 'ane',
-      reason: `prefill runs the ${groups.length} programs per bucket on the ANE at fixed lengths ${buckets.join(', ')}: the prompt is padded to the smallest bucket that fits (the causal mask keeps padding out of real positions); prompts longer than ${buckets[buckets.length - 1]} run their first ${buckets[buckets.length - 1]} tokens on the ANE and the rest on the CPU (chunks past the first would need past-KV inputs)`,
+      reason: `prefill runs the ${groups.length} programs per bucket on the ANE at fixed lengths ${buckets.join(', ')}: the prompt is padded to the smallest bucket that fits (the causal mask keeps padding out of real positions); ${chunked ? `prompts longer than ${Bmax} run chunk by chunk (${Bmax} tokens a chunk) through the chunked-prefill programs with K/V cache, mask and RoPE inputs, up to ${chunked.maxPrompt} tokens; anything past that finishes on the CPU` : `prompts longer than ${Bmax} run their first ${Bmax} tokens on the ANE and the rest on the CPU (no chunked-prefill programs in this plan)`}`,
     },
     decode: enc
       ? { device: 'none', reason: 'no decode: an encoder makes one pass over the text' }

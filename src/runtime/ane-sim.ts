@@ -7,6 +7,7 @@ import type { Dense, ExecContext, Value } from '../backends/backend.js';
 import { readBlobTensor } from '../compile/blob.js';
 import type { LoadedBundle, ManifestProgram } from '../compile/bundle.js';
 import { roundF16InPlace } from '../compile/fp16.js';
+import { MASK_VALUE, ropeRows } from '../compile/lower-ane.js';
 import { partitionGraph, type Partition } from '../compile/passes/partition.js';
 import type { Kernel } from '../backends/backend.js';
 import { buildGraph } from '../models/index.js';
@@ -15,8 +16,10 @@ import type { Model } from './model.js';
 import { InferenceSession } from './session.js';
 
 export interface PrefillResult {
-  /** Tokens run through the ANE programs (the first min(n, largest bucket) of the prompt). */
+  /** Tokens run through the ANE programs (the first min(n, longest ANE prompt) of the prompt). */
   tokens: number;
+  /** Chunks (1: the prompt fit one bucket; more: chunked prefill through the cache-input programs). */
+  chunks: number;
   bucket: number;
   /** Logits [tokens * vocab] ('all') or [vocab] for the last token ('last'). */
   logits: Float32Array;
@@ -40,6 +43,11 @@ export class AneSimulator {
     return b[b.length - 1]!;
   }
 
+  /** The longest prompt prefilled on the ANE programs (chunked prefill when the bundle has it). */
+  get maxPrompt(): number {
+    return this.loaded.manifest.chunked?.maxPrompt ?? this.maxBucket;
+  }
+
   private partition(S: number): Partition {
     let p = this.parts.get(S);
     if (p === undefined) {
@@ -50,12 +58,13 @@ export class AneSimulator {
   }
 
   /** The prologue (embeddings) on the CPU in fp32, returned in the ANE layout [1, D, 1, S], scaled and rounded to fp16. */
-  private embed(ids: readonly number[], S: number): Float32Array {
+  private embed(ids: readonly number[], S: number, pos0 = 0): Float32Array {
     const part = this.partition(S);
     const g = part.graph;
     const padded = new Int32Array(S);
     padded.set(ids);
-    const positions = Int32Array.from({ length: S }, (_, i) => i);
+    // padding rows (never read by real rows: causal) keep in-range positions
+    const positions = Int32Array.from({ length: S }, (_, i) => (i < ids.length ? pos0 + i : i));
     const params = this.model.parameters();
     const ctx: ExecContext = {
       weight: (n) => {
@@ -93,28 +102,99 @@ export class AneSimulator {
     return this.cpuHead;
   }
 
-  /** Runs the first min(n, largest bucket) prompt tokens through the bundle's programs. */
+  /**
+   * Runs the prompt through the bundle's programs: up to the largest bucket in one pass (padded to the smallest
+   * bucket that fits); longer prompts (with chunked-prefill programs) chunk by chunk at the largest bucket, the
+   * first chunk on the ordinary programs, later ones on the chunked variants fed the K/V cache of the previous
+   * chunks, the chunk mask and the chunk's RoPE rows. Tokens past maxPrompt are left to the caller (CPU).
+   */
   prefill(ids: readonly number[], rows: 'all' | 'last' = 'all'): PrefillResult {
     const m = this.loaded.manifest;
-    const n = Math.min(ids.length, this.maxBucket);
-    const S = m.buckets.find((b) => b >= n)!;
-    const progs = m.programs.filter((p) => p.bucket === S);
-    let x = this.embed(ids.slice(0, n), S);
+    const B = this.maxBucket;
+    const n = Math.min(ids.length, this.maxPrompt);
+    const L = m.model.numLayers;
+    const kvDim = m.model.kvDim;
+    const V = m.model.vocab;
+    if (n <= B) {
+      const S = m.buckets.find((b) => b >= n)!;
+      const progs = m.programs.filter((p) => p.bucket === S && p.chunk === undefined);
+      const r = this.runChunk(progs, ids.slice(0, n), S, 0, rows === 'all' ? 0 : n - 1, {});
+      return { tokens: n, chunks: 1, bucket: S, logits: r.logits, k: r.k, v: r.v, programs: progs.map((p) => p.name) };
+    }
+    const ch = m.chunked!;
+    const C = ch.cache;
+    const plain = m.programs.filter((p) => p.bucket === B && p.chunk === undefined);
+    const chunkProgs = plain.map((p) => m.programs.find((q) => q.chunk !== undefined && q.group === p.group) ?? p);
+    const kc = Array.from({ length: L }, () => new Float32Array(kvDim * C));
+    const vc = Array.from({ length: L }, () => new Float32Array(kvDim * C));
+    const k = Array.from({ length: L }, () => new Float32Array(n * kvDim));
+    const v = Array.from({ length: L }, () => new Float32Array(n * kvDim));
+    const logits = new Float32Array((rows === 'all' ? n : 1) * V);
+    const used = new Set<string>();
+    let chunks = 0;
+    for (let off = 0; off < n; off += B) {
+      const len = Math.min(B, n - off);
+      const first = rows === 'all' ? 0 : off + len === n ? len - 1 : len; // 'last': only the final row
+      const extra: Record<string, Float32Array> = {};
+      let progs = plain;
+      if (off > 0) {
+        progs = chunkProgs;
+        const mask = new Float32Array(B * (C + B));
+        for (let i = 0; i < B; i++) {
+          const row = i * (C + B);
+          for (let j = off; j < C; j++) mask[row + j] = MASK_VALUE;
+          for (let j = i + 1; j < B; j++) mask[row + C + j] = MASK_VALUE;
+        }
+        extra['chunk_mask'] = mask;
+        if (ch.rope !== null) {
+          const r = ropeRows(ch.rope, off, B);
+          extra['rope_cos'] = r.cos;
+          extra['rope_sin'] = r.sin;
+        }
+        for (let l = 0; l < L; l++) {
+          extra[`k_cache_l${l}`] = kc[l]!;
+          extra[`v_cache_l${l}`] = vc[l]!;
+        }
+      }
+      const r = this.runChunk(progs, ids.slice(off, off + len), B, off, first, extra);
+      for (const p of progs) used.add(p.name);
+      for (let l = 0; l < L; l++) {
+        k[l]!.set(r.k[l]!, off * kvDim);
+        v[l]!.set(r.v[l]!, off * kvDim);
+        // append to the ANE-layout cache [kvDim, C] (columns off..off+len-1), when a later chunk will read it
+        if (off + B < n) {
+          for (let t = 0; t < len; t++) for (let c = 0; c < kvDim; c++) {
+            kc[l]![c * C + off + t] = r.k[l]![t * kvDim + c]!;
+            vc[l]![c * C + off + t] = r.v[l]![t * kvDim + c]!;
+          }
+        }
+      }
+      if (rows === 'all') logits.set(r.logits, off * V);
+      else if (off + len === n) logits.set(r.logits);
+      chunks++;
+    }
+    return { tokens: n, chunks, bucket: B, logits, k, v, programs: [...used] };
+  }
+
+  /** One pass of `progs` over `ids` (padded to S) at positions pos0..; logits of rows first..len-1. */
+  private runChunk(progs: ManifestProgram[], ids: readonly number[], S: number, pos0: number, first: number, extra: Record<string, Float32Array>): { logits: Float32Array; k: Float32Array[]; v: Float32Array[] } {
+    const m = this.loaded.manifest;
+    const n = ids.length;
+    let x = this.embed(ids, S, pos0);
     const L = m.model.numLayers;
     const kvDim = m.model.kvDim;
     const k: Float32Array[] = new Array(L);
     const v: Float32Array[] = new Array(L);
     let logits: Float32Array | null = null;
     const V = m.model.vocab;
-    const first = rows === 'all' ? 0 : n - 1;
-    const nr = n - first;
+    const nr = Math.max(0, n - first);
     const take = (data: Float32Array | Int32Array, C: number): Float32Array => {
       const o = new Float32Array(n * C);
       for (let c = 0; c < C; c++) for (let t = 0; t < n; t++) o[t * C + c] = data[c * S + t]!;
       return o;
     };
     for (const p of progs) {
-      const out = this.runProgram(p, x);
+      const out = this.runProgram(p, x, extra);
       for (const io of p.outputs) {
         const t = out[io.name]!;
         if (io.role === 'residual') x = t.data as Float32Array;
@@ -125,19 +205,21 @@ export class AneSimulator {
           const d = t.data as Float32Array;
           for (let c = 0; c < V; c++) for (let r = first; r < n; r++) logits[(r - first) * V + c] = d[c * S + r]!;
         } else if (io.role === 'hidden') {
-          logits = cpuClassifier(this.head(), t.data as Float32Array, V, m.model.dim, S, first, n);
+          logits = nr > 0 ? cpuClassifier(this.head(), t.data as Float32Array, V, m.model.dim, S, first, n) : new Float32Array(0);
         }
       }
     }
     if (logits === null) throw new Error('bundle: no program produced logits or the final hidden state');
     for (let l = 0; l < L; l++) if (k[l] === undefined || v[l] === undefined) throw new Error(`bundle: no program returned K/V of layer ${l}`);
-    return { tokens: n, bucket: S, logits, k, v, programs: progs.map((p) => p.name) };
+    return { logits, k, v };
   }
 
-  private runProgram(p: ManifestProgram, x: Float32Array): Record<string, { data: Float32Array | Int32Array }> {
+  private runProgram(p: ManifestProgram, x: Float32Array, extra: Record<string, Float32Array>): Record<string, { data: Float32Array | Int32Array }> {
     const interp = this.loaded.programs.get(p.name);
     if (interp === undefined) throw new Error(`bundle: program ${p.name} is not loaded`);
-    return interp.run({ x });
+    const inputs: Record<string, Float32Array> = { x };
+    for (const io of p.inputs) if (io.name !== 'x') inputs[io.name] = extra[io.name]!;
+    return interp.run(inputs);
   }
 }
 
@@ -188,11 +270,11 @@ export class AneSimSession extends InferenceSession {
 
   override forward(ids: readonly number[], logits: 'last' | 'all' = 'last'): Float32Array {
     if (this.pos !== 0 || ids.length === 0) return super.forward(ids, logits);
-    const r = this.sim.prefill(ids, logits === 'all' || ids.length > this.sim.maxBucket ? 'all' : 'last');
+    const r = this.sim.prefill(ids, logits === 'all' || ids.length > this.sim.maxPrompt ? 'all' : 'last');
     this.lastPrefill = r;
     this.loadPrefix(r.tokens, r.k, r.v);
     if (r.tokens === ids.length) return r.logits;
-    // Longer than the largest bucket: the rest of the prompt on the CPU, attending to the ANE's K/V.
+    // Longer than the ANE prefill serves: the rest of the prompt on the CPU, attending to the ANE's K/V.
     const rest = super.forward(ids.slice(r.tokens), logits);
     if (logits === 'last') return rest;
     const all = new Float32Array(r.logits.length + rest.length);

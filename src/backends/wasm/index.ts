@@ -310,6 +310,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const weightPtr = new WeakMap<HostTensor, number>();
   const vecPtr = new WeakMap<HostTensor, number>();
   const stateMirror = new WeakMap<Float32Array, Float32Array>();
+  const gcPressure = new WeakMap<Float32Array, ArrayBuffer>();
   const reclaim = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => heap.release(ptr, bytes));
 
   function uploadTensor(t: HostTensor): number {
@@ -730,6 +731,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       if (heap.reused) heap.u8.fill(0, p, p + bytes); // fresh pages are zero (and stay uncommitted until used)
       const s = view(p, length);
       reclaim.register(s, { ptr: p, bytes });
+      // V8 does not see wasm memory: an untouched ArrayBuffer of the same size (virtual, never committed) tells
+      // its GC how much this state holds, so dropped sessions are collected and their blocks reclaimed
+      gcPressure.set(s, new ArrayBuffer(bytes));
       return s;
     },
     place(t: HostTensor): HostTensor {
