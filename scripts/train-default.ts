@@ -37,7 +37,7 @@ export const DEFAULT_RECIPE = {
   heads: 4,
   seq: 256,
   batch: 8,
-  steps: 500,
+  steps: 2000,
   lr: 2e-3,
   minLr: 2e-4,
   warmup: 30,

@@ -417,9 +417,6 @@ export function widen_q8(xq: usize, K: i32, x16: usize): void {
   for (let i = 0; i < K; i += 8) v128.store(x16 + (<usize>i << 1), v128.load8x8_s(xq + <usize>i));
 }
 
-/** Blocks ahead (34 bytes each) that gemv_q8_0 touches in every row to get DRAM lines in flight early. */
-const Q8_PF: i32 = 1000000;
-
 /** The f16 at p0, p1, p2, p3 as one f32x4 (loaded into the low halves of the i32 lanes, sign moved up). */
 // @ts-ignore: decorator
 @inline function f16at4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
@@ -450,15 +447,7 @@ export function gemv_q8_0(w: usize, x16: usize, xd: usize, y: usize, N: i32, K: 
     const r0 = w + <usize>n * rb;
     const r1 = r0 + rb, r2 = r1 + rb, r3 = r2 + rb;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    // touch each row PF blocks ahead (wasm has no prefetch): keeps more cache-line misses in flight when
-    // the weights stream from DRAM; the loaded bytes feed `touch`, folded into nothing at the end
-    const pfEnd = nbk - Q8_PF;
-    let touch: u32 = 0;
     for (let b = 0; b < nbk; b++) {
-      if (b < pfEnd && (b & 1) == 0) {
-        const f = <usize>(b + Q8_PF) * 34;
-        touch += <u32>load<u8>(r0 + f) + <u32>load<u8>(r1 + f) + <u32>load<u8>(r2 + f) + <u32>load<u8>(r3 + f);
-      }
       const q = x16 + (<usize>b << 6);
       const x0 = v128.load(q), x1 = v128.load(q, 16), x2 = v128.load(q, 32), x3 = v128.load(q, 48);
       const o = <usize>b * 34;
@@ -471,8 +460,7 @@ export function gemv_q8_0(w: usize, x16: usize, xd: usize, y: usize, N: i32, K: 
       a3 = fma4(f32x4.convert_i32x4_s(q8blk(p3, x0, x1, x2, x3)), i32x4.shuffle(dd, dd, 3, 3, 3, 3), a3);
     }
     const yo = y + (<usize>n << 2);
-    // (touch & 0) keeps the prefetch loads alive without changing the result
-    store<f32>(yo, hsum(a0) + <f32>(touch & 0));
+    store<f32>(yo, hsum(a0));
     store<f32>(yo, hsum(a1), 4);
     store<f32>(yo, hsum(a2), 8);
     store<f32>(yo, hsum(a3), 12);
