@@ -51,7 +51,9 @@ function finalState(out: string): Map<string, Map<string, Arr>> {
 test('killing a run at random points and resuming gives bit-identical weights and optimizer state', { timeout: 120000 }, async () => {
   const s = setup();
   const ref = path.join(s.dir, 'ref');
+  const t0 = performance.now();
   const r0 = spawnSync(process.execPath, args(s, ref), { encoding: 'utf8' });
+  const refMs = performance.now() - t0;
   assert.equal(r0.status, 0, r0.stderr);
   const want = finalState(ref);
 
@@ -69,17 +71,13 @@ test('killing a run at random points and resuming gives bit-identical weights an
     const child = spawn(process.execPath, [...args(s, out), ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    // Kill at a random moment after the run has written a new checkpoint (so kills land mid-training,
-    // including during later steps and checkpoint writes), four times; then let it finish.
-    const startStep = have.at(-1)?.step ?? -1;
-    let timer: NodeJS.Timeout | null = null;
-    const poll = kills < 4 ? setInterval(() => {
-      if (timer === null && (listCheckpoints(path.join(out, 'checkpoints')).at(-1)?.step ?? -1) > startStep) {
-        timer = setTimeout(() => child.kill('SIGKILL'), Math.floor(rand() * 400));
-      }
-    }, 10) : null;
+    // Kill at a random moment of the run (scaled to how long an uninterrupted run takes and to the
+    // steps left), four times; then let it finish. The first kill lands at 30-70% of a whole run.
+    const startStep = have.at(-1)?.step ?? 0;
+    const left = Math.max(0.3, (STEPS - startStep) / STEPS);
+    const delay = kills === 0 ? refMs * (0.3 + 0.4 * rand()) : refMs * left * (0.2 + 0.6 * rand());
+    const timer = kills < 4 ? setTimeout(() => child.kill('SIGKILL'), Math.floor(delay)) : null;
     const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
-    if (poll) clearInterval(poll);
     if (timer) clearTimeout(timer);
     if (code === 0) break;
     assert.equal(code, null, `the run failed instead of being killed: ${stderr}`);
