@@ -1,5 +1,5 @@
 // The same benchmark through node-llama-cpp (llama.cpp's prebuilt CPU binary), when it is installed
-// (an optional dev dependency: `npm install --save-dev node-llama-cpp@3`; its linux-x64 prebuilt comes from
+// (not a dependency of the project: `npm install --no-save node-llama-cpp@3` adds it; its linux-x64 prebuilt comes from
 // the npm registry). Same GGUF file, same thread count, same prompt ids, greedy decode.
 
 export interface LlamaCppResult {
