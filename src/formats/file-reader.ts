@@ -104,6 +104,20 @@ export class FileReader {
 }
 
 /**
+ * Opens `path` and hands the reader to `parse`, which keeps it open (lazy tensor reads) on success; the reader is
+ * closed, and the error rethrown, when `parse` throws.
+ */
+export function openAndParse<T>(path: string, parse: (r: FileReader) => T): T {
+  const r = new FileReader(path);
+  try {
+    return parse(r);
+  } catch (e) {
+    r.close();
+    throw e;
+  }
+}
+
+/**
  * Sequential little-endian reads through a read-ahead window (1 MiB), for headers with many small fields
  * (a GGUF vocabulary has 100k+ strings). `pos` is the absolute file offset of the next field.
  */

@@ -10,7 +10,7 @@
 // files (which we reject: a big-endian file's version reads as 0x02000000/0x03000000 here).
 
 import { InvalidArgumentError, UnsupportedError } from '../errors.js';
-import { Cursor, FileReader, FileTensorSource, fail, safeNumber, writeAll, type TensorEntry } from './file-reader.js';
+import { Cursor, FileReader, FileTensorSource, openAndParse, fail, safeNumber, writeAll, type TensorEntry } from './file-reader.js';
 import { byteSize, type DType, type HostTensor, type TensorInfo, type TensorSource } from './tensor.js';
 import * as fs from 'node:fs';
 
@@ -179,13 +179,7 @@ class MetaReader {
 
 /** Opens a GGUF v2/v3 file, validating the header, metadata and tensor table. Tensor data is read lazily. */
 export function openGGUF(path: string): GGUFFile {
-  const r = new FileReader(path);
-  try {
-    return parse(r);
-  } catch (e) {
-    r.close();
-    throw e;
-  }
+  return openAndParse(path, parse);
 }
 
 function parse(r: FileReader): GGUFFile {

@@ -14,7 +14,7 @@
 
 import * as fs from 'node:fs';
 import { InvalidArgumentError, UnsupportedError } from '../errors.js';
-import { Cursor, FileReader, FileTensorSource, decodeUtf8, fail, writeAll, type TensorEntry } from './file-reader.js';
+import { Cursor, FileReader, FileTensorSource, openAndParse, decodeUtf8, fail, writeAll, type TensorEntry } from './file-reader.js';
 import type { HostTensor, TensorSource } from './tensor.js';
 
 export interface Llama2cConfig {
@@ -83,13 +83,7 @@ function elems(shape: number[]): bigint {
 
 /** Opens a llama2.c checkpoint (legacy or version 1); tensors are read lazily by offset. */
 export function openLlama2c(path: string): Llama2cSource {
-  const r = new FileReader(path);
-  try {
-    return parse(r);
-  } catch (e) {
-    r.close();
-    throw e;
-  }
+  return openAndParse(path, parse);
 }
 
 function parse(r: FileReader): Llama2cSource {

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { InvalidArgumentError, RistrettoError, UnsupportedError } from '../errors.js';
-import { FileReader, FileTensorSource, decodeUtf8, fail, writeAll, type TensorEntry } from './file-reader.js';
+import { FileReader, FileTensorSource, openAndParse, decodeUtf8, fail, writeAll, type TensorEntry } from './file-reader.js';
 import { parseJson, readJsonFile } from './hf-config.js';
 import { byteSize, type DType, type HostTensor, type TensorInfo, type TensorSource } from './tensor.js';
 
@@ -50,13 +50,7 @@ function isIndex(v: unknown): v is number {
 }
 
 export function openSafetensors(path: string): SafetensorsSource {
-  const r = new FileReader(path);
-  try {
-    return parse(r);
-  } catch (e) {
-    r.close();
-    throw e;
-  }
+  return openAndParse(path, parse);
 }
 
 function parse(r: FileReader): SafetensorsSource {

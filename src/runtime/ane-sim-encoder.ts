@@ -4,14 +4,12 @@
 // (0 for the text's tokens, MASK_VALUE for padding) and the output program returns the final hidden states,
 // which the host pools (embed.ts). Nothing is cached: an encoder makes a single pass.
 
-import { referenceBackend } from '../backends/reference/index.js';
-import type { Dense, ExecContext, Kernel, Value } from '../backends/backend.js';
 import type { LoadedBundle } from '../compile/bundle.js';
-import { roundF16InPlace } from '../compile/fp16.js';
 import { partitionGraph, type Partition } from '../compile/passes/partition.js';
 import { RistrettoError } from '../errors.js';
 import type { HostTensor } from '../formats/tensor.js';
 import { buildEncoderGraph, type EncoderConfig } from '../models/encoders.js';
+import { runAnePrologue } from './ane-prologue.js';
 
 /** The text the fp16 range calibration of an in-memory encoder compile runs on. */
 export const ENCODER_CALIBRATION_TEXT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day, she saw a big red ball.';
@@ -50,36 +48,9 @@ export class AneEncoderSimulator {
 
   /** The prologue on the CPU (fp32), in the ANE layout [1, D, 1, S], scaled by the residual scale and rounded to fp16. */
   private embed(ids: Int32Array, S: number): Float32Array {
-    const part = this.partition(S);
-    const g = part.graph;
     const positions = Int32Array.from({ length: S }, (_, i) => i);
     const inputs: Record<string, Int32Array | Float32Array> = { ids, positions, token_type_ids: new Int32Array(S), key_mask: new Float32Array(S) };
-    const ctx: ExecContext = {
-      weight: (n) => {
-        const t = this.weight(n);
-        if (t === undefined) throw new Error(`weight "${n}" is missing`);
-        return t;
-      },
-      state: () => {
-        throw new Error('no state in the prologue');
-      },
-      input: (n) => inputs[n]!,
-    };
-    const vals = new Map<number, Value>();
-    const need = new Set<number>(part.prologue);
-    for (const id of part.prologue) for (const i of g.node(id).inputs) need.add(i);
-    for (const id of [...need].sort((a, b) => a - b)) {
-      const n = g.node(id);
-      const k = referenceBackend.kernels[n.op] as Kernel | undefined;
-      if (k === undefined) throw new Error(`no reference kernel for ${n.op}`);
-      vals.set(id, k(n, n.inputs.map((i) => vals.get(i)!), ctx));
-    }
-    const x0 = (vals.get(part.residual0) as Dense).data as Float32Array;
-    const D = g.node(part.residual0).shape[1]!;
-    const a = this.loaded.manifest.residualScale;
-    const out = new Float32Array(D * S);
-    for (let s = 0; s < S; s++) for (let d = 0; d < D; d++) out[d * S + s] = x0[s * D + d]! * a;
-    return roundF16InPlace(out);
+    return runAnePrologue(this.partition(S), S, this.loaded.manifest.residualScale, (n) => this.weight(n), (n) => inputs[n]!);
   }
 
   /**

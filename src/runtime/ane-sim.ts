@@ -3,16 +3,14 @@
 // layer's K/V, which fill the CPU session's KV cache; the CPU then decodes from there.
 
 import { referenceBackend } from '../backends/reference/index.js';
-import type { Dense, ExecContext, Value } from '../backends/backend.js';
 import { readBlobTensor } from '../compile/blob.js';
 import type { LoadedBundle, ManifestProgram } from '../compile/bundle.js';
-import { roundF16InPlace } from '../compile/fp16.js';
 import { MASK_VALUE, ropeRows } from '../compile/lower-ane.js';
 import { partitionGraph, type Partition } from '../compile/passes/partition.js';
-import type { Kernel } from '../backends/backend.js';
 import { buildGraph } from '../models/index.js';
 import type { GenerationTarget } from './generate.js';
 import type { Model } from './model.js';
+import { runAnePrologue } from './ane-prologue.js';
 import { InferenceSession } from './session.js';
 
 export interface PrefillResult {
@@ -60,38 +58,12 @@ export class AneSimulator {
   /** The prologue (embeddings) on the CPU in fp32, returned in the ANE layout [1, D, 1, S], scaled and rounded to fp16. */
   private embed(ids: readonly number[], S: number, pos0 = 0): Float32Array {
     const part = this.partition(S);
-    const g = part.graph;
     const padded = new Int32Array(S);
     padded.set(ids);
     // padding rows (never read by real rows: causal) keep in-range positions
     const positions = Int32Array.from({ length: S }, (_, i) => (i < ids.length ? pos0 + i : i));
     const params = this.model.parameters();
-    const ctx: ExecContext = {
-      weight: (n) => {
-        const t = params.get(n);
-        if (t === undefined) throw new Error(`weight "${n}" is missing`);
-        return t;
-      },
-      state: () => {
-        throw new Error('no state in the prologue');
-      },
-      input: (n) => (n === 'ids' ? padded : positions),
-    };
-    const vals = new Map<number, Value>();
-    const need = new Set<number>(part.prologue);
-    for (const id of part.prologue) for (const i of g.node(id).inputs) need.add(i);
-    for (const id of [...need].sort((a, b) => a - b)) {
-      const n = g.node(id);
-      const k = referenceBackend.kernels[n.op] as Kernel | undefined;
-      if (k === undefined) throw new Error(`no reference kernel for ${n.op}`);
-      vals.set(id, k(n, n.inputs.map((i) => vals.get(i)!), ctx));
-    }
-    const x0 = (vals.get(part.residual0) as Dense).data as Float32Array;
-    const D = g.node(part.residual0).shape[1]!;
-    const a = this.loaded.manifest.residualScale;
-    const out = new Float32Array(D * S);
-    for (let s = 0; s < S; s++) for (let d = 0; d < D; d++) out[d * S + s] = x0[s * D + d]! * a;
-    return roundF16InPlace(out);
+    return runAnePrologue(part, S, this.loaded.manifest.residualScale, (n) => params.get(n), (n) => (n === 'ids' ? padded : positions));
   }
 
   private head(): Float32Array {

@@ -118,6 +118,28 @@ export interface SplitAddedOptions {
   parseSpecial?: boolean;
 }
 
+/**
+ * Ids of `text` split at its added tokens: a token segment is its id, a text segment is normalized (unless it
+ * already is) and handed to `encodeText`, which appends its ids.
+ */
+export function encodeAroundAddedTokens(
+  added: AddedTokenMatcher,
+  text: string,
+  parseSpecial: boolean,
+  normalize: ((s: string) => string) | null,
+  encodeText: (text: string, ids: number[]) => void,
+): number[] {
+  const ids: number[] = [];
+  for (const seg of added.split(text, { parseSpecial })) {
+    if (seg.kind === 'token') {
+      ids.push(seg.id);
+      continue;
+    }
+    encodeText(!seg.normalized && normalize ? normalize(seg.text) : seg.text, ids);
+  }
+  return ids;
+}
+
 export class AddedTokenMatcher {
   private readonly raw: PatternSet;
   private readonly norm: PatternSet;

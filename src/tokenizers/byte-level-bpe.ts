@@ -8,7 +8,7 @@
 
 import { FormatError, InvalidArgumentError, UnsupportedError } from '../errors.js';
 import { EOS_LIKE_TOKENS, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
-import { AddedTokenMatcher, addedTokensFromJson, type AddedToken } from './added-tokens.js';
+import { AddedTokenMatcher, addedTokensFromJson, encodeAroundAddedTokens, type AddedToken } from './added-tokens.js';
 import { decodeUtf8Chunks } from './stream-decoder.js';
 import {
   compileRegex,
@@ -485,16 +485,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InvalidArgumentError(`encode: text must be a string, got ${typeof text}`);
-    const ids: number[] = [];
-    for (const seg of this.added.split(text, { parseSpecial: options.parseSpecial ?? false })) {
-      if (seg.kind === 'token') {
-        ids.push(seg.id);
-        continue;
-      }
-      let t = seg.text;
-      if (!seg.normalized && this.normalize) t = this.normalize(t);
-      this.encodeText(t, ids);
-    }
+    const ids = encodeAroundAddedTokens(this.added, text, options.parseSpecial ?? false, this.normalize, (t, out) => this.encodeText(t, out));
     if ((options.addSpecialTokens ?? true) && this.postProcessor) {
       const out: number[] = [];
       for (const it of this.postProcessor) {

@@ -7,7 +7,7 @@
 // space" vocabulary form: "▁word" starts a word, a bare "word" continues one).
 
 import { FormatError, InvalidArgumentError, UnsupportedError } from '../errors.js';
-import { AddedTokenMatcher, addedTokensFromJson, type AddedToken } from './added-tokens.js';
+import { AddedTokenMatcher, addedTokensFromJson, encodeAroundAddedTokens, type AddedToken } from './added-tokens.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 
 export interface BertNormalizerOptions {
@@ -283,15 +283,9 @@ export class WordPieceTokenizer implements Tokenizer {
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InvalidArgumentError(`encode: text must be a string, got ${typeof text}`);
-    const ids: number[] = [];
-    for (const seg of this.added.split(text, { parseSpecial: options.parseSpecial ?? false })) {
-      if (seg.kind === 'token') {
-        ids.push(seg.id);
-        continue;
-      }
-      const t = !seg.normalized && this.normalize ? this.normalize(seg.text) : seg.text;
-      for (const w of bertPreTokenize(t)) this.encodeWord(w, ids);
-    }
+    const ids = encodeAroundAddedTokens(this.added, text, options.parseSpecial ?? false, this.normalize, (t, out) => {
+      for (const w of bertPreTokenize(t)) this.encodeWord(w, out);
+    });
     if (options.addSpecialTokens ?? true) return [...this.prefixIds, ...ids, ...this.suffixIds];
     return ids;
   }
