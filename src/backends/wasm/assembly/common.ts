@@ -107,3 +107,22 @@ export function exp64(x: f64): f64 {
   const n2 = <i64>n - n1;
   return p * reinterpret<f64>((n1 + 1023) << 52) * reinterpret<f64>((n2 + 1023) << 52);
 }
+
+/** Softmax numerator in place: scores[j] = exp(scores[j] - mx) for j < n (f32 at byte offset `scores`); returns their sum. */
+@inline export function expShiftSum(scores: usize, n: i32, mx: f32): f32 {
+  const mv = f32x4.splat(mx);
+  let sv = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const e = exp4(f32x4.sub(v128.load(scores + (<usize>j << 2)), mv));
+    v128.store(scores + (<usize>j << 2), e);
+    sv = f32x4.add(sv, e);
+  }
+  let sum = hsum(sv);
+  for (; j < n; j++) {
+    const e = expf(load<f32>(scores + (<usize>j << 2)) - mx);
+    store<f32>(scores + (<usize>j << 2), e);
+    sum += e;
+  }
+  return sum;
+}

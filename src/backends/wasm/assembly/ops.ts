@@ -1,7 +1,7 @@
 // Element-wise ops, normalisations, RoPE, attention and argmax on f32 rows.
 // All pointers are byte offsets into the shared memory; counts are elements.
 
-import { fma4, hsum, exp4, expf, exp64 } from './common';
+import { fma4, hsum, exp4, expf, exp64, expShiftSum } from './common';
 
 // ---------------------------------------------------------------------------------------------
 // add / mul: out[i] = a[i] (op) b[i % m]; m == n (same shape) or m == cols (row-vector broadcast).
@@ -258,24 +258,10 @@ export function attention(q: usize, k: usize, v: usize, out: usize, pos: usize, 
         store<f32>(scores + (<usize>j << 2), s);
         mx = max(mx, s);
       }
-      const mv = f32x4.splat(mx);
-      let sv = f32x4.splat(0);
-      let j = 0;
-      for (; j + 4 <= n; j += 4) {
-        const e = exp4(f32x4.sub(v128.load(scores + (<usize>j << 2)), mv));
-        v128.store(scores + (<usize>j << 2), e);
-        sv = f32x4.add(sv, e);
-      }
-      let sum = hsum(sv);
-      for (; j < n; j++) {
-        const e = expf(load<f32>(scores + (<usize>j << 2)) - mx);
-        store<f32>(scores + (<usize>j << 2), e);
-        sum += e;
-      }
+      const sum = expShiftSum(scores, n, mx);
       const op = out + (<usize>(t * qW + h * hd) << 2);
       memory.fill(op, 0, <usize>hd << 2);
-      j = 0;
-      for (; j < n; j++) {
+      for (let j = 0; j < n; j++) {
         const pj = load<f32>(scores + (<usize>j << 2));
         const pv = f32x4.splat(pj);
         const vp = v + (<usize>(j * kW + ko) << 2);

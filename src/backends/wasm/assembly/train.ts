@@ -7,7 +7,7 @@
 // other kernels (imported shared memory, no allocation, no static data).
 // attention_bwd: the backward of ops.ts attention (scores recomputed, float32).
 
-import { exp4, expf, fma4, hsum } from './common';
+import { exp4, expf, fma4, hsum, expShiftSum } from './common';
 
 const KB: i32 = 256;
 const IB: i32 = 16;
@@ -135,24 +135,11 @@ export function attention_bwd(q: usize, k: usize, v: usize, out: usize, dout: us
         store<f32>(scratch + (<usize>j << 2), s);
         mx = max(mx, s);
       }
-      const mv = f32x4.splat(mx);
-      let sv = f32x4.splat(0);
-      let j = 0;
-      for (; j + 4 <= n; j += 4) {
-        const e = exp4(f32x4.sub(v128.load(scratch + (<usize>j << 2)), mv));
-        v128.store(scratch + (<usize>j << 2), e);
-        sv = f32x4.add(sv, e);
-      }
-      let sum = hsum(sv);
-      for (; j < n; j++) {
-        const e = expf(load<f32>(scratch + (<usize>j << 2)) - mx);
-        store<f32>(scratch + (<usize>j << 2), e);
-        sum += e;
-      }
+      const sum = expShiftSum(scratch, n, mx);
       const inv: f32 = 1.0 / sum;
       const dop = dout + qo;
       const doo = dot(dop, out + qo, hd);
-      for (j = 0; j < n; j++) {
+      for (let j = 0; j < n; j++) {
         const pj = load<f32>(scratch + (<usize>j << 2)) * inv;
         const ro = <usize>(j * kW + ko) << 2;
         const ds = pj * (dot(dop, v + ro, hd) - doo) * scale;
