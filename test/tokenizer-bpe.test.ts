@@ -2,6 +2,7 @@
 // checked against independent references only: HF `tokenizers` outputs (reference/tokenizer-cases*.json) and
 // llama.cpp's vocab test vectors (gguf/vocab/ggml-vocab-gpt-2.gguf.inp/.out).
 
+import { checkModernCases, type ModernCase } from './util/modern-cases.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -258,37 +259,21 @@ test('special-token text in user text: plain by default, the token with parseSpe
 // ---------------------------------------------------------------------------------------------------------------
 // Llama 3 / Qwen3 against reference/tokenizer-cases-modern.json (HF tokenizers 0.23.2)
 
-function checkModern(t: { diagnostic(m: string): void }, tok: ByteLevelBPETokenizer, cases: any[], name: string,
+function checkModern(t: { diagnostic(m: string): void }, tok: ByteLevelBPETokenizer, cases: ModernCase[], name: string,
   withDecodes = true): void {
-  const failures: string[] = [];
-  let matched = 0;
-  for (const c of cases) {
-    const before = failures.length;
-    const eq = (a: unknown, b: unknown, what: string): void => {
-      if (JSON.stringify(a) !== JSON.stringify(b)) failures.push(`${what} ${show(c.text)}`);
-    };
-    // the reference matched special-token text anywhere, as HF does by default -> parseSpecial: true
-    const ids = tok.encode(c.text, { parseSpecial: true, addSpecialTokens: false });
-    eq(ids, c.ids, 'ids');
-    eq(tok.encode(c.text, { parseSpecial: true }), c.ids_with_special, 'ids_with_special');
-    if (withDecodes) {
-      eq(ids.map((i) => tok.idToToken(i)), c.tokens, 'tokens');
-      const raw = { cleanUpTokenizationSpaces: false };
-      eq(tok.decode(c.ids, { ...raw, skipSpecialTokens: false }), c.decoded, 'decoded');
-      eq(tok.decode(c.ids_with_special, { ...raw, skipSpecialTokens: false }), c.decoded_with_special, 'decoded_with_special');
-      eq(tok.decode(c.ids_with_special, { ...raw, skipSpecialTokens: true }), c.decoded_skip_special, 'decoded_skip_special');
+  checkModernCases(t, tok, cases, name, {
+    decodes: withDecodes,
+    decodeOptions: { cleanUpTokenizationSpaces: false },
+    extra: (c, eq) => {
       if (c.decoded_clean_up !== undefined) {
         // transformers' decode(ids): skip_special_tokens=False here, clean-up from the tokenizer_config
         eq(tok.decode(c.ids, { skipSpecialTokens: false }), c.decoded_clean_up, 'decoded_clean_up');
       }
       // tokenBytes concatenation = raw decode
-      const bytes = c.ids.flatMap((id: number, k: number) => [...tok.tokenBytes(id, k ? c.ids[k - 1] : null)]);
+      const bytes = c.ids.flatMap((id: number, k: number) => [...tok.tokenBytes(id, k ? c.ids[k - 1]! : null)]);
       eq(new TextDecoder().decode(Uint8Array.from(bytes)), c.decoded, 'tokenBytes');
-    }
-    if (failures.length === before) matched++;
-  }
-  t.diagnostic(`${name}: ${matched}/${cases.length} cases matched${failures.length ? '; failures: ' + failures.join(', ') : ''}`);
-  assert.deepEqual(failures, [], name);
+    },
+  });
 }
 
 for (const name of ['llama3', 'qwen3'] as const) {

@@ -3,6 +3,7 @@
 // path `loadTokenizer(dir)`, against reference/tokenizer-cases-modern.json (HF `tokenizers` 0.23.2): ids,
 // ids_with_special, tokens and every decode, exactly. Skips visibly when shared/models is absent.
 
+import { checkModernCases, type ModernCase } from './util/modern-cases.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,16 +14,6 @@ import { SentencePieceBPETokenizer } from '../src/tokenizers/sentencepiece-bpe.j
 import { StreamDecoder } from '../src/tokenizers/stream-decoder.js';
 import type { Tokenizer } from '../src/tokenizers/tokenizer.js';
 import { modelFileOrSkip } from './helpers/models.js';
-
-interface ModernCase {
-  text: string;
-  ids: number[];
-  tokens: string[];
-  ids_with_special: number[];
-  decoded: string;
-  decoded_with_special: string;
-  decoded_skip_special: string;
-}
 
 const show = (s: string): string => {
   const j = JSON.stringify(s);
@@ -52,27 +43,12 @@ test('gemma3 via loadTokenizer(dir): every reference case (ids, ids_with_special
 
   const cases: ModernCase[] = ref.cases.gemma3;
   assert.equal(cases.length, 89);
-  const failures: string[] = [];
-  let matched = 0;
-  for (const c of cases) {
-    const before = failures.length;
-    const eq = (a: unknown, b: unknown, what: string): void => {
-      if (JSON.stringify(a) !== JSON.stringify(b)) failures.push(`${what} ${show(c.text)}`);
-    };
-    // The reference matched special-token text anywhere, as HF does by default -> parseSpecial: true.
-    const ids = tok.encode(c.text, { parseSpecial: true, addSpecialTokens: false });
-    eq(ids, c.ids, 'ids');
-    eq(tok.encode(c.text, { parseSpecial: true }), c.ids_with_special, 'ids_with_special');
-    eq(ids.map((i) => tok.idToToken(i)), c.tokens, 'tokens');
-    eq(tok.decode(c.ids, { skipSpecialTokens: false }), c.decoded, 'decoded');
-    eq(tok.decode(c.ids_with_special, { skipSpecialTokens: false }), c.decoded_with_special, 'decoded_with_special');
-    eq(tok.decode(c.ids_with_special, { skipSpecialTokens: true }), c.decoded_skip_special, 'decoded_skip_special');
-    const sd = new StreamDecoder(tok, { skipSpecialTokens: false });
-    eq(c.ids_with_special.map((id) => sd.push(id)).join('') + sd.flush(), c.decoded_with_special, 'stream decode');
-    if (failures.length === before) matched++;
-  }
-  t.diagnostic(`gemma3: ${matched}/${cases.length} cases matched${failures.length ? '; failures: ' + failures.join(', ') : ''}`);
-  assert.deepEqual(failures, []);
+  checkModernCases(t, tok, cases, 'gemma3', {
+    extra: (c, eq) => {
+      const sd = new StreamDecoder(tok, { skipSpecialTokens: false });
+      eq(c.ids_with_special.map((id) => sd.push(id)).join('') + sd.flush(), c.decoded_with_special, 'stream decode');
+    },
+  });
 });
 
 test('gemma3: special-token text is plain text without parseSpecial; non-special added tokens always match', (t) => {
