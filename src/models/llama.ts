@@ -27,6 +27,9 @@ export interface LlamaConfig {
   rms_norm_eps: number;
   rope_theta: number;
   rope_scaling: Llama3RopeScaling | null;
+  /** Per-pair RoPE frequency divisors (head_dim/2 entries) as GGUF stores them in `rope_freqs.weight`
+   *  (llama.cpp writes Llama 3.1+ scaling this way): invFreq[i] = theta^(-2i/head_dim) / factors[i]. */
+  rope_freq_factors?: number[];
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
   /** Pair layout of q/k for RoPE: HF checkpoints use `neox` (rotate_half); llama2.c and GGUF keep `interleaved`. */
@@ -82,12 +85,33 @@ export function validateLlamaConfig(c: LlamaConfig): void {
     throw new RistrettoError('CONFIG', `llama config: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
   }
   if (c.head_dim % 2 !== 0) throw new RistrettoError('CONFIG', `llama config: head_dim ${c.head_dim} must be even for RoPE`);
+  validateRopeFreqFactors(c, 'llama');
+}
+
+/** Checks `rope_freq_factors` (when present): head_dim/2 finite positive values, not combined with rope_scaling. */
+export function validateRopeFreqFactors(c: Pick<LlamaConfig, 'head_dim' | 'rope_scaling' | 'rope_freq_factors'>, arch: string): void {
+  const ff = c.rope_freq_factors;
+  if (ff === undefined) return;
+  if (ff.length !== c.head_dim / 2) throw new RistrettoError('CONFIG', `${arch} config: rope frequency factors have ${ff.length} entries, expected head_dim/2 = ${c.head_dim / 2}`);
+  const bad = ff.findIndex((v) => !(Number.isFinite(v) && v > 0));
+  if (bad >= 0) throw new RistrettoError('CONFIG', `${arch} config: rope frequency factor ${bad} is ${ff[bad]} (must be finite and > 0)`);
+  if (c.rope_scaling !== null) throw new RistrettoError('CONFIG', `${arch} config: rope frequency factors and rope_scaling are both set (use one)`);
+}
+
+/** The divisors GGUF stores in `rope_freqs.weight` for a config: 1 without scaling, else base / scaled frequency
+ *  (what llama.cpp's converter writes for Llama 3 rope_scaling); null when RoPE is unscaled. */
+export function ropeFreqFactors(c: LlamaConfig): number[] | null {
+  if (c.rope_freq_factors !== undefined) return c.rope_freq_factors;
+  if (c.rope_scaling === null) return null;
+  const scaled = llamaInvFreq(c);
+  return llamaInvFreq({ ...c, rope_scaling: null }).map((f, i) => f / scaled[i]!);
 }
 
 /** RoPE inverse frequencies, with Llama 3 scaling applied when configured. */
 export function llamaInvFreq(c: LlamaConfig): number[] {
   const half = c.head_dim / 2;
   const inv = Array.from({ length: half }, (_, i) => Math.pow(c.rope_theta, (-2 * i) / c.head_dim));
+  if (c.rope_freq_factors !== undefined) return inv.map((f, i) => f / c.rope_freq_factors![i]!);
   const s = c.rope_scaling;
   if (s === null) return inv;
   // Llama 3: long wavelengths are divided by `factor`, short ones kept, the band between interpolated.

@@ -5,7 +5,7 @@
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
 import { NONE, keyMaskInput, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
-import { llamaInvFreq, llamaParams, ropeScalingFromHF, type BuildOptions, type LlamaConfig } from './llama.js';
+import { llamaInvFreq, llamaParams, ropeScalingFromHF, validateRopeFreqFactors, type BuildOptions, type LlamaConfig } from './llama.js';
 import { RistrettoError } from '../errors.js';
 
 export interface Qwen3Config extends Omit<LlamaConfig, 'model_type'> {
@@ -45,6 +45,7 @@ export function validateQwen3Config(c: Qwen3Config): void {
   if (c.num_attention_heads % c.num_key_value_heads !== 0) {
     throw new RistrettoError('CONFIG', `qwen3 config: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
   }
+  validateRopeFreqFactors(c, 'qwen3');
 }
 
 export function qwen3Params(c: Qwen3Config): Map<string, number[]> {

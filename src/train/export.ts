@@ -71,7 +71,7 @@ const LLAMA2C_LAYER: [string, string][] = [
 export function writeLlama2cModel(file: string, c: ModelConfig, weights: Map<string, HostTensor>): void {
   if (c.model_type !== 'llama') throw new UnsupportedError(`llama2.c .bin holds Llama models only (this is ${c.model_type})`);
   if (c.head_dim * c.num_attention_heads !== c.hidden_size) throw new UnsupportedError('llama2.c .bin needs head_dim = hidden_size / heads');
-  if (c.rope_theta !== 10000 || c.rope_scaling !== null) throw new UnsupportedError(`llama2.c .bin fixes RoPE theta at 10000 without scaling (model: ${c.rope_theta})`);
+  if (c.rope_theta !== 10000 || c.rope_scaling !== null || c.rope_freq_factors !== undefined) throw new UnsupportedError(`llama2.c .bin fixes RoPE theta at 10000 without scaling (model: ${c.rope_theta})`);
   if (Math.abs(c.rms_norm_eps - 1e-5) > 1e-12) throw new UnsupportedError(`llama2.c .bin fixes RMSNorm eps at 1e-5 (model: ${c.rms_norm_eps})`);
   const lc: Llama2cConfig = {
     dim: c.hidden_size, hiddenDim: c.intermediate_size, nLayers: c.num_hidden_layers, nHeads: c.num_attention_heads, nKvHeads: c.num_key_value_heads,

@@ -7,6 +7,7 @@
 
 import { openGGUF, type GGUFFile, type GGUFMetadataEntry, type GGUFValue } from '../../formats/gguf.js';
 import { RistrettoError, UnsupportedError } from '../../errors.js';
+import { readTensorAsF32 } from '../../formats/dtypes/index.js';
 import { modelParams, type ModelConfig } from '../index.js';
 import { validateLlamaConfig, type LlamaConfig } from '../llama.js';
 import { validateQwen3Config, type Qwen3Config } from '../qwen3.js';
@@ -89,6 +90,14 @@ function vocabSize(f: GGUFFile, arch: string): number {
   throw new RistrettoError('CONFIG', `${f.path}: cannot tell the vocabulary size (no ${arch}.vocab_size, tokenizer or token_embd.weight)`);
 }
 
+/** `rope_freqs.weight` as numbers (head_dim/2 f32 divisors of the RoPE frequencies). */
+function ropeFreqFactorsOf(f: GGUFFile, headDim: number): number[] {
+  const t = f.read('rope_freqs.weight');
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (n !== headDim / 2) throw new RistrettoError('CONFIG', `${f.path}: rope_freqs.weight has ${n} values, expected head_dim/2 = ${headDim / 2}`);
+  return Array.from(readTensorAsF32(t));
+}
+
 export function configFromGGUF(f: GGUFFile): ModelConfig {
   const arch = f.metadata.get('general.architecture');
   const num = reader(f, String(arch));
@@ -126,15 +135,14 @@ export function configFromGGUF(f: GGUFFile): ModelConfig {
       max_position_embeddings: num('context_length'),
       tie_word_embeddings: tied,
     };
-    if (f.has('rope_freqs.weight')) {
-      throw new UnsupportedError(`${f.path}: rope_freqs.weight (Llama 3.1 frequency factors in GGUF) is not supported yet`);
-    }
+    // llama.cpp stores Llama 3.1+ RoPE scaling as per-pair frequency divisors, not as metadata
+    const ropeFreqs = f.has('rope_freqs.weight') ? { rope_freq_factors: ropeFreqFactorsOf(f, base.head_dim) } : {};
     if (arch === 'qwen3') {
-      const c: Qwen3Config = { ...base, model_type: 'qwen3', rope_style: 'neox', attention_bias: f.has('blk.0.attn_q.bias'), is_causal: true };
+      const c: Qwen3Config = { ...base, ...ropeFreqs, model_type: 'qwen3', rope_style: 'neox', attention_bias: f.has('blk.0.attn_q.bias'), is_causal: true };
       validateQwen3Config(c);
       return c;
     }
-    const c: LlamaConfig = { ...base, model_type: 'llama', rope_style: 'interleaved' };
+    const c: LlamaConfig = { ...base, ...ropeFreqs, model_type: 'llama', rope_style: 'interleaved' };
     validateLlamaConfig(c);
     return c;
   }

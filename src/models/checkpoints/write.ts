@@ -10,6 +10,8 @@ import { DTYPE_LAYOUT, transpose2d, type DType, type HostTensor } from '../../fo
 import { quantize, readTensorAsF32 } from '../../formats/dtypes/index.js';
 import { modelParams, type ModelConfig } from '../index.js';
 import { ggufMetadataFor, ggufTensorNames } from './gguf.js';
+import { ropeFreqFactors } from '../llama.js';
+import { UnsupportedError } from '../../errors.js';
 
 export interface GGUFExportOptions {
   /** Type for 2-D weight matrices (norms, biases and 1-D tensors stay f32). Default f32.
@@ -64,6 +66,11 @@ export function writeGGUFCheckpoint(file: string, c: ModelConfig, weights: Map<s
     if (isMatrix && t.shape[1]! % DTYPE_LAYOUT[type].blockElems !== 0) type = 'f16';
     tensors.push(asType(t, names.get(p)!, type));
   }
+  if (c.model_type !== 'gpt2') {
+    // Llama 3 rope_scaling has no GGUF metadata: llama.cpp reads it as per-pair divisors in rope_freqs.weight
+    const ff = ropeFreqFactors({ ...c, model_type: 'llama' });
+    if (ff !== null) tensors.push({ name: 'rope_freqs.weight', dtype: 'f32', shape: [ff.length], data: new Uint8Array(Float32Array.from(ff).buffer) });
+  }
   const metadata = [...ggufMetadataFor(c, o.name), ...(o.tokenizerMetadata ?? [])];
   writeGGUF(file, { metadata, tensors });
 }
@@ -73,6 +80,9 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
   if (c.model_type === 'gpt2') {
     const { model_type, ...rest } = c;
     return { architectures: ['GPT2LMHeadModel'], model_type, ...rest };
+  }
+  if (c.rope_freq_factors !== undefined) {
+    throw new UnsupportedError('config.json cannot express RoPE frequency factors read from a GGUF rope_freqs.weight (HF configs describe Llama 3 scaling by its parameters); export to GGUF instead');
   }
   const { rope_style: _layout, ...rest } = c;
   const cls = c.model_type === 'qwen3' ? 'Qwen3ForCausalLM' : 'LlamaForCausalLM';
