@@ -99,6 +99,12 @@ export interface WasmBackend extends Backend {
   readonly threads: number;
   /** Dispatch counters of the thread pool. */
   poolStats(): PoolStats;
+  /**
+   * Runs chunks 0..chunks-1 of the chunk kernel export `name` (signature (chunk, tid, ...args), see
+   * pool.ts JOB_KERNEL) on the pool's threads; `parallel` false keeps it on the calling thread, `work`
+   * is the job's size for the pool's adaptive measurement.
+   */
+  runKernel(name: string, args: ArrayLike<number>, chunks: number, parallel?: boolean, work?: number): void;
   /** Stops the worker threads (the backend keeps working on the calling thread). */
   dispose(): void;
 }
@@ -300,6 +306,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const threads = Math.max(1, Math.floor(opts.threads ?? os.availableParallelism()));
   const pool = await ThreadPool.create(threads, mod, memory, ex);
   const A = pool.args;
+  const kernelIds = new Map<string, number>();
   pool.adaptive = opts.adaptive ?? true;
   const minParallelBytes = opts.minParallelBytes ?? 512 * 1024;
   const minParallelMacs = opts.minParallelMacs ?? 1 << 21;
@@ -758,6 +765,11 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     f32View: (ptr: number, n: number) => view(ptr, n),
     threads: pool.threads,
     poolStats: () => ({ ...pool.stats }),
+    runKernel(name: string, args: ArrayLike<number>, chunks: number, parallel = true, work = 1): void {
+      let id = kernelIds.get(name);
+      if (id === undefined) kernelIds.set(name, (id = pool.kernelId(name)));
+      pool.runKernel(id, args, chunks, parallel, work);
+    },
     dispose: () => pool.dispose(),
   };
   return backend;

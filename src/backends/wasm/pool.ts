@@ -39,6 +39,28 @@ const EXPLOIT = 4096;
 /** Job kinds (F64[0]). */
 export const JOB_GEMV = 1;
 export const JOB_GEMM = 2;
+/** A chunk kernel: any export named `*_chunk` with the signature (chunk: i32, tid: i32, up to 13 args).
+ *  a = [kind, kernel id, arg0 .. arg12]; the kernel does chunk `chunk` of its own work split. */
+export const JOB_KERNEL = 3;
+/** Arguments a chunk kernel can take after (chunk, tid). */
+export const KERNEL_ARGS = 13;
+
+type ChunkKernel = (c: number, tid: number, ...args: number[]) => void;
+const kernelTables = new WeakMap<object, ChunkKernel[]>();
+
+/** Names of the module's chunk kernels, numbered the same way on every thread (sorted export names). */
+export function chunkKernelNames(ex: object): string[] {
+  return Object.keys(ex).filter((k) => k.endsWith('_chunk') && typeof (ex as Record<string, unknown>)[k] === 'function').sort();
+}
+
+function chunkKernels(ex: object): ChunkKernel[] {
+  let t = kernelTables.get(ex);
+  if (!t) {
+    t = chunkKernelNames(ex).map((k) => (ex as Record<string, ChunkKernel>)[k]!);
+    kernelTables.set(ex, t);
+  }
+  return t;
+}
 
 /** The kernel exports runChunk needs. */
 export interface ChunkExports {
@@ -87,6 +109,8 @@ export function runChunk(ex: ChunkExports, a: Float64Array, c: number, tid: numb
       if (dt === 0) return ex.gemm_f32_ld(a[2]!, w, y, T, nb, K, NB, N);
       return ex.gemm_deq_ld(dt, a[2]!, w, y, T, nb, K, a[10]! + tid * a[11]!, NB, N);
     }
+    case JOB_KERNEL:
+      return chunkKernels(ex)[a[1]!]!(c, tid, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!);
   }
 }
 
@@ -189,6 +213,26 @@ export class ThreadPool {
       }
       this.phase = (this.phase + 1) % 3;
     }
+  }
+
+  /** Id of the chunk kernel export `name` (see JOB_KERNEL); throws when this build lacks it. */
+  kernelId(name: string): number {
+    const i = chunkKernelNames(this.ex).indexOf(name);
+    if (i < 0) throw new Error(`wasm backend: this build has no chunk kernel ${name}; rebuild with npm run build`);
+    return i;
+  }
+
+  /**
+   * Runs chunks 0..n-1 of chunk kernel `id` with `args` (at most KERNEL_ARGS numbers: byte offsets,
+   * sizes, floats; the kernel's parameter types convert them). Same scheduling as run().
+   */
+  runKernel(id: number, args: ArrayLike<number>, n: number, parallel = true, work = 1): void {
+    if (args.length > KERNEL_ARGS) throw new Error(`wasm backend: a chunk kernel takes at most ${KERNEL_ARGS} arguments`);
+    const A = this.args;
+    A[0] = JOB_KERNEL;
+    A[1] = id;
+    for (let i = 0; i < KERNEL_ARGS; i++) A[2 + i] = i < args.length ? args[i]! : 0;
+    this.run(n, parallel, work);
   }
 
   private runParallel(n: number): void {
