@@ -160,6 +160,19 @@ export function toolsParam(b: Body): unknown[] | undefined {
   return t;
 }
 
+/**
+ * Whether the reply is parsed for tool calls: yes when tools are given and tool_choice is absent or "auto";
+ * "none" keeps the reply as text. Forcing a call ("required", a named function) needs constrained decoding,
+ * which this server does not do: refused rather than ignored.
+ */
+export function parseToolCallsParam(b: Body): boolean {
+  const tools = toolsParam(b);
+  const c = b.tool_choice;
+  if (c === undefined || c === null || c === 'auto') return tools !== undefined && tools.length > 0;
+  if (c === 'none') return false;
+  throw badParam('tool_choice', 'only tool_choice "auto" and "none" are supported (forcing a tool call needs constrained decoding)');
+}
+
 export function templateKwargs(b: Body): Record<string, unknown> {
   const k = b.chat_template_kwargs;
   if (k === undefined || k === null) return {};

@@ -21,13 +21,22 @@ import { generateStream, type GenerateOptions, type GenerationResult } from '../
 import type { Model } from '../runtime/model.js';
 import type { InferenceSession } from '../runtime/session.js';
 import { ChatTemplate, loadChatTemplate, TemplateError, type ChatMessage } from '../runtime/template.js';
-import { ApiError, asBody, badParam, chatMessages, optString, samplingParams, templateKwargs, toolsParam, type SamplingParams } from './params.js';
+import { ApiError, asBody, badParam, chatMessages, optString, parseToolCallsParam, samplingParams, templateKwargs, toolsParam, type SamplingParams } from './params.js';
+import { parseToolCalls, ToolCallStreamFilter } from '../runtime/tool-calls.js';
 import { QueueFullError, SlotPool } from './slots.js';
 
 /** What /v1/embeddings needs: a name and a batch embed. */
 export interface EmbeddingProvider {
   readonly name: string;
   embed(texts: string[], options?: { signal?: AbortSignal }): Promise<ArrayLike<number>[] | { embeddings: ArrayLike<number>[]; promptTokens: number }>;
+}
+
+/** What a generation replies to: a chat (whose reply may carry tool calls) or a text completion. */
+interface ReplyKind {
+  kind: 'chat' | 'text';
+  model: string;
+  /** Parse the reply for tool calls (chat with tools offered). */
+  tools?: boolean;
 }
 
 export interface ServerOptions {
@@ -250,8 +259,9 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     const template = requireTemplate(l);
     const messages = chatMessages(b);
     const sp = samplingParams(b, undefined);
+    const tools = parseToolCallsParam(b);
     const { ids } = applyTemplate(template, l, messages, b, true);
-    await runGeneration(req, res, l, ids, sp, { kind: 'chat', model });
+    await runGeneration(req, res, l, ids, sp, { kind: 'chat', model, tools });
   }
 
   async function completions(req: http.IncomingMessage, res: http.ServerResponse, b: Record<string, unknown>, l: Loaded): Promise<void> {
@@ -276,7 +286,7 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     await runGeneration(req, res, l, ids, { ...sp, returnTokens: true }, { kind: 'text', model });
   }
 
-  async function runGeneration(req: http.IncomingMessage, res: http.ServerResponse, l: Loaded, ids: number[], sp: SamplingParams, o: { kind: 'chat' | 'text'; model: string }): Promise<void> {
+  async function runGeneration(req: http.IncomingMessage, res: http.ServerResponse, l: Loaded, ids: number[], sp: SamplingParams, o: ReplyKind): Promise<void> {
     const ctx = contextOf(l);
     // n new tokens need prompt + n - 1 positions.
     if (ids.length > ctx || (sp.maxTokens !== undefined && ids.length + Math.max(sp.maxTokens, 1) - 1 > ctx)) {
@@ -327,8 +337,11 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
         }
         const usage = { prompt_tokens: ids.length, completion_tokens: result.generatedIds.length, total_tokens: ids.length + result.generatedIds.length };
         const extra = sp.returnTokens ? { token_ids: result.generatedIds } : {};
+        const calls = o.tools === true ? parseToolCalls(result.text) : null;
         const choice = o.kind === 'chat'
-          ? { index: 0, message: { role: 'assistant', content: result.text, refusal: null }, logprobs: null, finish_reason: result.finishReason, ...extra }
+          ? calls !== null
+            ? { index: 0, message: { role: 'assistant', content: calls.content, refusal: null, tool_calls: calls.toolCalls }, logprobs: null, finish_reason: 'tool_calls', ...extra }
+            : { index: 0, message: { role: 'assistant', content: result.text, refusal: null }, logprobs: null, finish_reason: result.finishReason, ...extra }
           : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason, ...extra };
         sendJson(res, 200, { id, object: o.kind === 'chat' ? 'chat.completion' : 'text_completion', created: ts, model: o.model, system_fingerprint: 'ristretto', choices: [choice], usage });
       }
@@ -344,7 +357,7 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     it: AsyncGenerator<{ token: number; text: string }, GenerationResult, void>,
     id: string,
     ts: number,
-    o: { kind: 'chat' | 'text'; model: string },
+    o: ReplyKind,
     sp: SamplingParams,
     promptTokens: number,
   ): Promise<void> {
@@ -367,9 +380,12 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     if (chat) write({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], ...usageNull });
     let r = r0;
     let sent = '';
+    // with tools, text that may be a tool call is held back and sent as tool_calls at the end
+    const filter = o.tools === true ? new ToolCallStreamFilter() : null;
     try {
       while (!r.done) {
-        if (r.value.text !== '' || sp.returnTokens) write(chunk(r.value.text, null, [r.value.token]));
+        const text = filter !== null ? filter.push(r.value.text) : r.value.text;
+        if (text !== '' || sp.returnTokens) write(chunk(text, null, [r.value.token]));
         sent += r.value.text;
         r = await it.next();
       }
@@ -384,10 +400,21 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     }
     const result = r.value;
     // Text the stream held back to the end (a pending stop-string prefix, an incomplete UTF-8 sequence).
-    if (result.text.length > sent.length && result.text.startsWith(sent)) write(chunk(result.text.slice(sent.length), null));
+    const tail = result.text.length > sent.length && result.text.startsWith(sent) ? result.text.slice(sent.length) : '';
+    let finish: string = result.finishReason;
+    if (filter !== null) {
+      const rest = filter.push(tail);
+      const end = filter.finish();
+      if (rest + end.content !== '') write(chunk(rest + end.content, null));
+      if (end.toolCalls.length > 0) {
+        const tool_calls = end.toolCalls.map((c, index) => ({ index, ...c }));
+        write({ ...base, choices: [{ index: 0, delta: { tool_calls }, logprobs: null, finish_reason: null }], ...usageNull });
+        finish = 'tool_calls';
+      }
+    } else if (tail !== '') write(chunk(tail, null));
     const usage = { prompt_tokens: promptTokens, completion_tokens: result.generatedIds.length, total_tokens: promptTokens + result.generatedIds.length };
     // Usage rides on the finishing chunk too (null there when stream_options.include_usage asks for its own chunk).
-    write({ ...(chunk(null, result.finishReason) as object), usage: sp.includeUsage ? null : usage });
+    write({ ...(chunk(null, finish) as object), usage: sp.includeUsage ? null : usage });
     if (sp.includeUsage) write({ ...base, choices: [], usage });
     res.end('data: [DONE]\n\n');
   }
