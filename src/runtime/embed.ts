@@ -18,6 +18,7 @@ import type { HostTensor } from '../formats/tensor.js';
 import type { Graph } from '../graph/graph.js';
 import { BERT_POOLER } from '../models/bert.js';
 import { planHFEncoder } from '../models/checkpoints/hf-encoder.js';
+import { planGGUFEncoder } from '../models/checkpoints/gguf-encoder.js';
 import { checkPlan } from '../models/checkpoints/types.js';
 import { buildEncoderGraph, encoderInfo, encoderParams, type EncoderConfig, type EncoderInfo } from '../models/encoders.js';
 import { loadTokenizerFor } from '../tokenizers/load.js';
@@ -447,14 +448,17 @@ function checkOutput(o: string): void {
   if (!['float', 'int8', 'binary', 'ubinary'].includes(o)) throw new InvalidArgumentError(`output must be float, int8, binary or ubinary, got ${JSON.stringify(o)}`);
 }
 
-/** Loads an encoder checkpoint (an HF folder: config.json + safetensors + tokenizer.json) for embeddings. */
+/** Loads an encoder checkpoint for embeddings: an HF folder (config.json + safetensors + tokenizer.json) or a
+ *  llama.cpp BERT GGUF (weights, WordPiece vocab and pooling type in one file). */
 export async function loadEmbeddingModel(modelPath: string, options: EmbeddingModelOptions = {}): Promise<EmbeddingModel> {
   const t0 = performance.now();
   const { onProgress, signal } = options;
   throwIfAborted(signal);
-  if (detectFormat(modelPath) !== 'safetensors') throw new UnsupportedError(`${modelPath}: embedding models load from HF folders (config.json + safetensors) only`);
-  const dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
-  const plan = planHFEncoder(dir);
+  const format = detectFormat(modelPath);
+  if (format !== 'safetensors' && format !== 'gguf') throw new UnsupportedError(`${modelPath}: embedding models load from HF folders (config.json + safetensors) or GGUF (BERT)`);
+  // HF folders carry sentence-transformers / tokenizer configs beside the weights; a GGUF file says all in its metadata
+  const dir = format === 'gguf' ? null : fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
+  const plan = dir === null ? planGGUFEncoder(modelPath) : { ...planHFEncoder(dir), pooling: undefined };
   try {
     onProgress?.({ type: 'open', path: modelPath, format: plan.format, architecture: plan.architecture });
     const params = new Map([...encoderParams(plan.config), ...plan.extras]);
@@ -467,10 +471,10 @@ export async function loadEmbeddingModel(modelPath: string, options: EmbeddingMo
     }
 
     const info = encoderInfo(plan.config);
-    const st = readSentenceTransformersConfig(dir);
-    const raw = readJsonIf(path.join(dir, 'config.json')) ?? {};
+    const st: StDefaults = dir === null ? {} : readSentenceTransformersConfig(dir);
+    const raw = (dir === null ? null : readJsonIf(path.join(dir, 'config.json'))) ?? {};
     const emb = (typeof raw['embedding'] === 'object' && raw['embedding'] !== null ? raw['embedding'] : {}) as Record<string, unknown>;
-    const tokCfg = readJsonIf(path.join(dir, 'tokenizer_config.json')) ?? {};
+    const tokCfg = (dir === null ? null : readJsonIf(path.join(dir, 'tokenizer_config.json'))) ?? {};
     let maxTokens = options.maxTokens ?? info.maxPositions;
     if (options.maxTokens === undefined) {
       const mml = tokCfg['model_max_length'];
@@ -480,7 +484,7 @@ export async function loadEmbeddingModel(modelPath: string, options: EmbeddingMo
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidArgumentError(`maxTokens must be a positive integer, got ${maxTokens}`);
     if (plan.config.model_type === 'bert' && maxTokens > info.maxPositions) throw new InvalidArgumentError(`maxTokens ${maxTokens} exceeds the model's ${info.maxPositions} learned positions`);
     const embPooling = emb['pooling'] === 'mean' || emb['pooling'] === 'cls' || emb['pooling'] === 'last' ? emb['pooling'] : undefined;
-    const pooling = options.pooling ?? st.pooling ?? embPooling ?? (info.bidirectional ? 'mean' : 'last');
+    const pooling = options.pooling ?? st.pooling ?? embPooling ?? plan.pooling ?? (info.bidirectional ? 'mean' : 'last');
     const normalize = options.normalize ?? st.normalize ?? (typeof emb['normalize'] === 'boolean' ? emb['normalize'] : false);
     const wp = tok.tokenizer as Tokenizer & { sepId?: number | null };
     const sepFromConfig = emb['late_chunking_separator_token_id'];
