@@ -99,8 +99,42 @@ test('openai client: chat completion, streamed and not, equal for the same seed'
   assert.ok(chunks > 2);
   assert.equal(text, r.choices[0]!.message.content);
   assert.equal(finish, r.choices[0]!.finish_reason);
-  assert.deepEqual(usage, r.usage);
+  const { prompt_tokens_details: cachedSecond, ...usageRest } = usage as unknown as Record<string, unknown>;
+  const { prompt_tokens_details: _cachedFirst, ...firstRest } = r.usage as unknown as Record<string, unknown>;
+  assert.deepEqual(usageRest, firstRest);
+  // the same prompt again goes to the slot that holds it: all but its last token come from the cache
+  assert.deepEqual(cachedSecond, { cached_tokens: r.usage!.prompt_tokens - 1 });
   assert.ok(await slotsFree());
+});
+
+test('prompt cache: a multi-turn conversation gives the same replies with and without it, prefilling less', async (t) => {
+  if (dir === null) return t.skip('shared/models not found');
+  const plain = createServer(model, { template: CHATML_TEMPLATE, parallel: 2, modelName: 'stories', promptCache: false });
+  const a = await plain.listen(0, '127.0.0.1');
+  const noCache = new OpenAI({ baseURL: `http://127.0.0.1:${a.port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
+  try {
+    const run = async (c: OpenAI) => {
+      const messages: { role: 'user' | 'assistant'; content: string }[] = [];
+      const out: { text: string; cached: number; prompt: number }[] = [];
+      for (const user of ['Once upon a time', 'Tell me more about the dog.', 'And then?']) {
+        messages.push({ role: 'user', content: user });
+        const r = await c.chat.completions.create({ model: 'stories', messages, max_tokens: 12, temperature: 0 });
+        const text = r.choices[0]!.message.content ?? '';
+        messages.push({ role: 'assistant', content: text });
+        out.push({ text, cached: r.usage!.prompt_tokens_details!.cached_tokens!, prompt: r.usage!.prompt_tokens });
+      }
+      return out;
+    };
+    const without = await run(noCache);
+    const withCache = await run(client);
+    assert.deepEqual(withCache.map((x) => x.text), without.map((x) => x.text));
+    assert.deepEqual(without.map((x) => x.cached), [0, 0, 0]);
+    // turns 2 and 3 reuse the earlier turns' tokens
+    for (const x of withCache.slice(1)) assert.ok(x.cached > 0 && x.cached < x.prompt, JSON.stringify(withCache));
+    t.diagnostic(`cached/prompt tokens per turn: ${withCache.map((x) => `${x.cached}/${x.prompt}`).join(', ')}`);
+  } finally {
+    await plain.close({ graceMs: 100 });
+  }
 });
 
 test('openai client: completions; greedy ids equal `ristretto generate`', async (t) => {

@@ -7,7 +7,7 @@
 import { AbortError, ContextLengthError, InvalidArgumentError } from '../errors.js';
 import { generateStream, type GenerateOptions, type GenerationResult, type TokenEvent } from './generate.js';
 import type { Model } from './model.js';
-import type { InferenceSession } from './session.js';
+import { prefixSession, reusablePrefix, type InferenceSession } from './session.js';
 import { ChatTemplate, loadChatTemplate, type ChatMessage, type RenderOptions } from './template.js';
 
 export interface ChatOptions {
@@ -121,11 +121,7 @@ export class ChatSession {
         throw new ContextLengthError(need(ids.length) - 1, kv.contextLength, 'the conversation');
       }
 
-      // Longest common prefix with the cache; keep at least one token to prefill (it yields the logits).
-      let p = 0;
-      while (p < this.cached.length && p < ids.length && this.cached[p] === ids[p]) p++;
-      if (p === ids.length) p--;
-      kv.rewind(Math.min(p, kv.pos));
+      kv.rewind(Math.min(reusablePrefix(this.cached, ids), kv.pos));
       this.cached.length = kv.pos;
       const cachedTokens = kv.pos;
 
@@ -202,26 +198,4 @@ function safeTemplate(model: Model): ChatTemplate | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A view of `kv` whose first forward skips the `cached` ids already in the cache. */
-function prefixSession(kv: InferenceSession, cached: number): InferenceSession {
-  let first = true;
-  const view = {
-    get contextLength() {
-      return kv.contextLength;
-    },
-    get pos() {
-      return kv.pos;
-    },
-    rewind: (n?: number) => kv.rewind(n),
-    forward(ids: readonly number[], logits: 'last' | 'all' = 'last'): Float32Array {
-      if (first) {
-        first = false;
-        return kv.forward(ids.slice(cached), logits);
-      }
-      return kv.forward(ids, logits);
-    },
-  };
-  return view as unknown as InferenceSession;
 }

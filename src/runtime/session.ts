@@ -109,3 +109,35 @@ export class InferenceSession {
     return out.data as Float32Array;
   }
 }
+
+/**
+ * How many leading `ids` a cache holding `cached` can keep: their longest common prefix, less one when it
+ * covers all of `ids` (at least one token must be fed to get logits).
+ */
+export function reusablePrefix(cached: readonly number[], ids: readonly number[]): number {
+  let p = 0;
+  while (p < cached.length && p < ids.length && cached[p] === ids[p]) p++;
+  return p === ids.length ? p - 1 : p;
+}
+
+/** A view of `kv` whose first forward skips the `cached` ids already in the cache. */
+export function prefixSession(kv: InferenceSession, cached: number): InferenceSession {
+  let first = true;
+  const view = {
+    get contextLength() {
+      return kv.contextLength;
+    },
+    get pos() {
+      return kv.pos;
+    },
+    rewind: (n?: number) => kv.rewind(n),
+    forward(ids: readonly number[], logits: 'last' | 'all' = 'last'): Float32Array {
+      if (first) {
+        first = false;
+        return kv.forward(ids.slice(cached), logits);
+      }
+      return kv.forward(ids, logits);
+    },
+  };
+  return view as unknown as InferenceSession;
+}

@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { AbortError, ContextLengthError, RistrettoError } from '../errors.js';
 import { generateStream, type GenerateOptions, type GenerationResult } from '../runtime/generate.js';
 import type { Model } from '../runtime/model.js';
-import type { InferenceSession } from '../runtime/session.js';
+import { prefixSession, reusablePrefix, type InferenceSession } from '../runtime/session.js';
 import { ChatTemplate, loadChatTemplate, TemplateError, type ChatMessage } from '../runtime/template.js';
 import { ApiError, asBody, badParam, chatMessages, optString, parseToolCallsParam, samplingParams, templateKwargs, toolsParam, type SamplingParams } from './params.js';
 import { parseToolCalls, ToolCallStreamFilter } from '../runtime/tool-calls.js';
@@ -55,6 +55,9 @@ export interface ServerOptions {
   apiKey?: string;
   /** KV-cache length per slot (default: the model's). */
   contextLength?: number;
+  /** Keep each slot's KV cache between requests and prefill only what a new prompt does not share with it
+   *  (default true; requests go to the free slot sharing the longest prefix). */
+  promptCache?: boolean;
   /** Largest request body (default 2 MiB); larger gets 413. */
   maxBodyBytes?: number;
   /** Default max_tokens for /v1/completions (OpenAI: 16). Chat defaults to the rest of the context. */
@@ -86,10 +89,21 @@ interface Loaded {
   model: Model;
   template: ChatTemplate | null;
   templateError: string | null;
-  pool: SlotPool<InferenceSession>;
+  pool: SlotPool<SlotState>;
   stopIds: number[];
   modelName: string;
   contextLength: number;
+}
+
+/** A decode slot: its KV cache and the ids whose K/V it holds (valid from position 0). */
+interface SlotState {
+  session: InferenceSession;
+  cached: number[];
+}
+
+/** OpenAI usage; prompt_tokens_details.cached_tokens counts prompt tokens whose KV came from the slot's cache. */
+function usageOf(prompt: number, completion: number, cached: number): object {
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
 }
 
 const created = (): number => Math.floor(Date.now() / 1000);
@@ -101,6 +115,7 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
   const maxBody = options.maxBodyBytes ?? 2 * 1024 * 1024;
   if (!Number.isInteger(parallel) || parallel < 1) throw new RistrettoError('INVALID_ARGUMENT', `parallel must be a positive integer, got ${parallel}`);
   if (!Number.isInteger(queue) || queue < 0) throw new RistrettoError('INVALID_ARGUMENT', `queue must be a non-negative integer, got ${queue}`);
+  const promptCache = options.promptCache ?? true;
   const keyDigest = options.apiKey === undefined ? null : crypto.createHash('sha256').update(options.apiKey).digest();
 
   let loaded: Loaded | null = null;
@@ -122,7 +137,7 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     }
     const stopIds = [...new Set([...model.stopTokenIds, ...(template?.endOfTurnIds(model.tokenizer) ?? [])])];
     const first = model.createSession(options.contextLength);
-    const pool = new SlotPool<InferenceSession>(parallel, queue, (id) => (id === 0 ? first : model.createSession(options.contextLength)));
+    const pool = new SlotPool<SlotState>(parallel, queue, (id) => ({ session: id === 0 ? first : model.createSession(options.contextLength), cached: [] }));
     const modelName = options.modelName ?? path.basename(model.info.path.replace(/[\\/]+$/, ''));
     if (options.embeddings !== undefined) embeddings = await options.embeddings;
     loaded = { model, template, templateError, pool, stopIds, modelName, contextLength: first.contextLength };
@@ -302,13 +317,17 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     let slot;
     try {
       try {
-        slot = await l.pool.acquire(ac.signal);
+        // the free slot whose cache shares the longest prefix with this prompt
+        slot = await l.pool.acquire(ac.signal, promptCache ? (s) => (s === undefined ? 0 : reusablePrefix(s.cached, ids)) : undefined);
       } catch (e) {
         if (e instanceof QueueFullError) throw new ApiError(429, e.message, 'rate_limit_error', null, 'queue_full');
         throw e;
       }
-      const session = slot.resource;
-      session.rewind(0);
+      const state = slot.resource;
+      const reused = promptCache ? Math.min(reusablePrefix(state.cached, ids), state.session.pos) : 0;
+      state.session.rewind(reused);
+      state.cached = []; // until this request ends well, the cache holds nothing reusable
+      const session = prefixSession(state.session, reused);
       const gen: GenerateOptions = {
         maxTokens: sp.maxTokens,
         temperature: sp.temperature,
@@ -325,9 +344,9 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
       const it = generateStream({ tokenizer: l.model.tokenizer, stopTokenIds: l.stopIds, createSession: () => session }, ids, gen);
       const id = rid(o.kind === 'chat' ? 'chatcmpl' : 'cmpl');
       const ts = created();
-      if (sp.stream) await streamReply(res, it, id, ts, o, sp, ids.length);
+      let result: GenerationResult | undefined;
+      if (sp.stream) result = await streamReply(res, it, id, ts, o, sp, ids.length, reused);
       else {
-        let result: GenerationResult;
         for (;;) {
           const r = await it.next();
           if (r.done) {
@@ -335,7 +354,7 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
             break;
           }
         }
-        const usage = { prompt_tokens: ids.length, completion_tokens: result.generatedIds.length, total_tokens: ids.length + result.generatedIds.length };
+        const usage = usageOf(ids.length, result.generatedIds.length, reused);
         const extra = sp.returnTokens ? { token_ids: result.generatedIds } : {};
         const calls = o.tools === true ? parseToolCalls(result.text) : null;
         const choice = o.kind === 'chat'
@@ -345,6 +364,8 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
           : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason, ...extra };
         sendJson(res, 200, { id, object: o.kind === 'chat' ? 'chat.completion' : 'text_completion', created: ts, model: o.model, system_fingerprint: 'ristretto', choices: [choice], usage });
       }
+      // the cache now holds the prompt and the generated tokens fed back (all but a last one sampled)
+      if (result !== undefined && promptCache) state.cached = [...ids, ...result.generatedIds].slice(0, state.session.pos);
     } finally {
       slot?.release();
       inFlight.delete(ac);
@@ -360,7 +381,8 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     o: ReplyKind,
     sp: SamplingParams,
     promptTokens: number,
-  ): Promise<void> {
+    cachedTokens: number,
+  ): Promise<GenerationResult | undefined> {
     const chat = o.kind === 'chat';
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
     const base = { id, object, created: ts, model: o.model, system_fingerprint: 'ristretto' };
@@ -392,11 +414,11 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
     } catch (e) {
       if (e instanceof AbortError) {
         res.destroy();
-        return;
+        return undefined;
       }
       write(toApiError(e).toJSON());
       res.end('data: [DONE]\n\n');
-      return;
+      return undefined;
     }
     const result = r.value;
     // Text the stream held back to the end (a pending stop-string prefix, an incomplete UTF-8 sequence).
@@ -412,11 +434,12 @@ export function createServer(modelOrPromise: Model | Promise<Model>, options: Se
         finish = 'tool_calls';
       }
     } else if (tail !== '') write(chunk(tail, null));
-    const usage = { prompt_tokens: promptTokens, completion_tokens: result.generatedIds.length, total_tokens: promptTokens + result.generatedIds.length };
+    const usage = usageOf(promptTokens, result.generatedIds.length, cachedTokens);
     // Usage rides on the finishing chunk too (null there when stream_options.include_usage asks for its own chunk).
     write({ ...(chunk(null, finish) as object), usage: sp.includeUsage ? null : usage });
     if (sp.includeUsage) write({ ...base, choices: [], usage });
     res.end('data: [DONE]\n\n');
+    return result;
   }
 
   async function embeddingsRoute(req: http.IncomingMessage, res: http.ServerResponse, b: Record<string, unknown>, l: Loaded): Promise<void> {

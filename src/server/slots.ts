@@ -52,9 +52,13 @@ export class SlotPool<T> {
     return this.parallel - this.busyCount;
   }
 
-  acquire(signal?: AbortSignal): Promise<Slot<T>> {
+  /**
+   * A free slot now, or the next one released (FIFO). `score` ranks the free slots by their resource (undefined
+   * before first use): the highest wins, ties go to the most recently freed.
+   */
+  acquire(signal?: AbortSignal, score?: (resource: T | undefined) => number): Promise<Slot<T>> {
     if (signal?.aborted) return Promise.reject(new AbortError('the client went away while queued'));
-    const id = this.free.pop();
+    const id = score === undefined ? this.free.pop() : this.takeBest(score);
     if (id !== undefined) return Promise.resolve(this.take(id));
     if (this.waiters.length >= this.queueLimit) return Promise.reject(new QueueFullError(this.parallel, this.queueLimit));
     return new Promise((resolve, reject) => {
@@ -77,6 +81,19 @@ export class SlotPool<T> {
       if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
       w.reject(e);
     }
+  }
+
+  private takeBest(score: (resource: T | undefined) => number): number | undefined {
+    let best = -1;
+    let bestScore = -Infinity;
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const s = score(this.resources[this.free[i]!]);
+      if (s > bestScore) {
+        bestScore = s;
+        best = i;
+      }
+    }
+    return best < 0 ? undefined : this.free.splice(best, 1)[0];
   }
 
   private take(id: number): Slot<T> {
