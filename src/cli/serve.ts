@@ -23,6 +23,7 @@ export const SERVE_HELP = `Usage: ristretto serve --model PATH [options]
   --queue N               requests waiting for a slot before 429 (default 64)
   --api-key KEY           require "Authorization: Bearer KEY" (also read from RISTRETTO_API_KEY)
   --ctx N                 KV-cache length per slot (default: the model's)
+  --no-prompt-cache       prefill every prompt from scratch (default: reuse a slot's cached prefix)
   --name NAME             the model id clients see (default: the model file or folder name)
   --max-body BYTES        largest request body before 413 (default 2097152)
   --quiet                 no request log
@@ -35,7 +36,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       model: { type: 'string' }, tokenizer: { type: 'string' }, 'chat-template': { type: 'string' },
       'embedding-model': { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
       parallel: { type: 'string' }, queue: { type: 'string' }, 'api-key': { type: 'string' }, ctx: { type: 'string' },
-      name: { type: 'string' }, 'max-body': { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      name: { type: 'string' }, 'max-body': { type: 'string' }, quiet: { type: 'boolean' }, 'no-prompt-cache': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -60,6 +61,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     queue: num(values, 'queue', { int: true, min: 0 }),
     apiKey: str(values, 'api-key') ?? process.env.RISTRETTO_API_KEY,
     contextLength: ctx,
+    promptCache: values['no-prompt-cache'] !== true,
     modelName: str(values, 'name'),
     template: templateFile === undefined ? undefined : fs.readFileSync(templateFile, 'utf8'),
     templatePath: tokenizer !== undefined && !hasOwnTemplate(modelPath) ? tokenizer : undefined,
