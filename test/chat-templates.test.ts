@@ -122,3 +122,14 @@ test('Jinja details: Python str/repr/json, string methods, whitespace control, s
   assert.equal(pyFloatRepr(1e16), '1e+16');
   assert.equal(pyFloatRepr(123.0), '123.0');
 });
+
+test('Jinja2 syntax the package lacks: {%+ / +%} whitespace modifiers, exponent float literals', () => {
+  // expected outputs are what Python Jinja2 (trim_blocks, lstrip_blocks) prints for these sources
+  const r = (src: string): string => new JinjaTemplate(src).render({});
+  assert.equal(r('  {%+ if true %}A{% endif %}'), '  A', '{%+ keeps the indentation');
+  assert.equal(r('  {% if true %}A{% endif %}'), 'A', 'lstrip_blocks');
+  assert.equal(r('{% if true +%}\nB{% endif %}'), '\nB', '+%} keeps the newline');
+  assert.equal(r('{% if true %}\nB{% endif %}'), 'B', 'trim_blocks');
+  assert.equal(r("{{ 1e3 }}|{{ 2.5e-1 }}|{{ 1E+2 }}|{{ '1e3' }}|{{ 3 }}"), '1000.0|0.25|100.0|1e3|3');
+  assert.equal(r('{% set n = 1.5e3 %}{{ n > 1e3 }}'), 'True');
+});

@@ -14,8 +14,9 @@
 //   - filters it lacks: list/sum/min/max/select/reject/map(filter)/format/wordcount/first/last on strings,
 //     length of undefined (0), reverse of strings, escape, center, round, abs
 //   - tests it lacks: float, divisibleby via filter syntax, iterable/sequence on dicts, sameas
+//   - `{%+` / `+%}` whitespace modifiers and exponent float literals (1e3): rewritten in the source (pythonJinjaSyntax)
 // Known remaining differences: numbers parsed from JSON lose the int/float distinction (2.0 arrives as 2);
-// `{%+`/`+%}` whitespace modifiers; tests with arguments written without parentheses (`is divisibleby 3`).
+// tests with arguments written without parentheses (`is divisibleby 3`).
 
 import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
 
@@ -905,13 +906,46 @@ export function pyStrftime(d: Date, fmt: string): string {
   });
 }
 
+const STRING_LITERAL = /'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"/g;
+
+/** Float literals with an exponent (1e3, 2.5E-1), which the package's lexer does not read, as plain decimals. */
+function expandExponents(code: string): string {
+  return code.replace(/(^|[^\w.])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\w.])/g, (m, pre: string, mant: string, exp: string) => {
+    const v = Number(`${mant}e${exp}`);
+    const s = String(v);
+    if (!Number.isFinite(v) || s.includes('e')) return m; // beyond plain notation: leave it to the parser's error
+    return pre + (s.includes('.') ? s : `${s}.0`); // still a float, as in Python
+  });
+}
+
+/**
+ * Source rewrites for Jinja2 syntax the package's lexer lacks (applied before its lstrip/trim preprocessing):
+ *  - `{%+` keeps the whitespace before the tag (no lstrip_blocks): an empty output `{{ '' }}` in front of the tag
+ *    stops the package's lstrip regex, which only strips whitespace directly before `{%`;
+ *  - `+%}` keeps the newline after the tag (no trim_blocks): `{{ '' }}` after the tag stops the trim regex;
+ *  - float literals with an exponent inside tags (outside string literals) become plain decimals.
+ */
+export function pythonJinjaSyntax(source: string): string {
+  let s = source.replace(/\{%\+/g, "{{ '' }}{%").replace(/\+%\}/g, "%}{{ '' }}");
+  s = s.replace(/(\{\{|\{%)([\s\S]*?)(\}\}|%\})/g, (_m, open: string, body: string, close: string) => {
+    let out = '';
+    let at = 0;
+    for (const lit of body.matchAll(STRING_LITERAL)) {
+      out += expandExponents(body.slice(at, lit.index)) + lit[0];
+      at = lit.index! + lit[0].length;
+    }
+    return open + out + expandExponents(body.slice(at)) + close;
+  });
+  return s;
+}
+
 /** A parsed Jinja template with HF's chat-template environment. */
 export class JinjaTemplate {
   private readonly program: unknown;
 
   constructor(readonly source: string) {
     try {
-      this.program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+      this.program = parse(tokenize(pythonJinjaSyntax(source), { lstrip_blocks: true, trim_blocks: true }));
     } catch (e) {
       throw new TemplateError(`cannot parse the chat template: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
