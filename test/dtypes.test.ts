@@ -559,3 +559,59 @@ test('f32Bits / f32FromBits are inverse on non-NaN patterns', () => {
     assert.equal(f32Bits(f32FromBits(bits)), bits);
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Types read from GGUF and kept as Q8_0 (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K)
+
+test('golden gguf-quants.json: Q4_1/Q5_0/Q5_1/Q2_K/Q3_K/Q5_K dequantize bit-exact; GGUF reads them as Q8_0 within half a step', async (t) => {
+  const golden = loadGolden();
+  if (golden === null) {
+    t.skip(`shared models not found: ${GOLDEN_PATH} is missing (set RISTRETTO_MODELS_DIR)`);
+    return;
+  }
+  const { dequantizeTranscoded, isTranscodedType, transcodedLayout } = await import('../src/formats/dtypes/transcode.js');
+  const { writeGGUF, openGGUF } = await import('../src/formats/gguf.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'ristretto-transcode-'));
+  const ids: Record<string, number> = { Q4_1: 3, Q5_0: 6, Q5_1: 7, Q2_K: 10, Q3_K: 11, Q5_K: 13 };
+  const seen: string[] = [];
+  try {
+    for (const gt of golden) {
+      if (!isTranscodedType(gt.type)) continue;
+      seen.push(gt.type);
+      const L = transcodedLayout(gt.type);
+      assert.deepEqual([L.blockBytes, L.blockElems], [gt.block_bytes, gt.block_elems], `${gt.type} layout`);
+      for (const c of gt.cases) {
+        const bytes = hexToBytes(c.bytes_hex);
+        const expected = Float32Array.from(c.dequantized);
+        const got = dequantizeTranscoded(gt.type, bytes, c.n_elems);
+        assert.equal(firstBitMismatch(got, expected), null, `${gt.type} ${c.name}: ${firstBitMismatch(got, expected)}`);
+        // through a GGUF file: one row per case, read back as Q8_0
+        const file = join(dir, `${gt.type}-${c.name}.gguf`);
+        writeGGUF(file, { tensors: [{ name: 'w', shape: [1, c.n_elems], ggmlType: ids[gt.type]!, data: bytes }] });
+        const f = openGGUF(file);
+        const info = f.list()[0]!;
+        assert.deepEqual([info.dtype, info.typeName], ['q8_0', gt.type]);
+        const read = f.read('w');
+        f.close();
+        assert.equal(read.dtype, 'q8_0');
+        assert.equal(read.data.byteLength, info.byteLength);
+        const back = dequantize('q8_0', read.data, c.n_elems);
+        for (let b = 0; b < c.n_elems / 32; b++) {
+          let amax = 0;
+          for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(expected[32 * b + i]!));
+          const step = amax / 127;
+          for (let i = 0; i < 32; i++) {
+            const e = Math.abs(back[32 * b + i]! - expected[32 * b + i]!);
+            // half a step, plus what the f16 rounding of the Q8_0 scale adds over 127 steps
+            assert.ok(e <= 0.5 * step + amax / 1024, `${gt.type} ${c.name} element ${32 * b + i}: error ${e} > half a Q8_0 step ${step / 2}`);
+          }
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(seen.sort(), ['Q2_K', 'Q3_K', 'Q4_1', 'Q5_0', 'Q5_1', 'Q5_K']);
+});

@@ -188,7 +188,7 @@ function oneTensorGGUF(type: number, ne: number[], dataBytes: number): Uint8Arra
 
 test('non-decodable ggml types: listed with their name, read() throws UnsupportedError', () => {
   const cases: [number, string, number[], number][] = [
-    [13, 'Q5_K', [256, 2], 2 * 176], [3, 'Q4_1', [64], 40], [28, 'F64', [3], 24], [39, 'MXFP4', [32], 17], [35, 'TQ2_0', [256], 66],
+    [28, 'F64', [3], 24], [39, 'MXFP4', [32], 17], [35, 'TQ2_0', [256], 66], [23, 'IQ4_XS', [256], 136],
   ];
   for (const [type, name, ne, bytes] of cases) {
     const p = path.join(tmp, `type${type}.gguf`);
@@ -203,6 +203,18 @@ test('non-decodable ggml types: listed with their name, read() throws Unsupporte
     g.close();
   }
   assert.equal(ggmlTypeName(23), 'IQ4_XS');
+  // Q4_1/Q5_x/Q2_K/Q3_K/Q5_K are read and kept as Q8_0 (dtypes.test.ts checks the values against gguf-py)
+  for (const [type, name, ne, bytes] of [[13, 'Q5_K', [256, 2], 2 * 176], [3, 'Q4_1', [64], 40]] as const) {
+    const p = path.join(tmp, `type${type}.gguf`);
+    fs.writeFileSync(p, oneTensorGGUF(type, [...ne], bytes));
+    const g = openGGUF(p);
+    const [info] = g.list();
+    const n = ne.reduce((a: number, b: number) => a * b, 1);
+    assert.deepEqual([info!.dtype, info!.typeName, info!.byteLength], ['q8_0', name, (n / 32) * 34]);
+    const t = g.read('t');
+    assert.deepEqual([t.dtype, t.data.byteLength], ['q8_0', (n / 32) * 34]);
+    g.close();
+  }
   // Types whose size cannot be computed are rejected at open time.
   for (const type of [4, 5, 40, 1000]) {
     const p = path.join(tmp, `type${type}.gguf`);

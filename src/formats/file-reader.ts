@@ -169,6 +169,8 @@ export class Cursor {
 export interface TensorEntry {
   info: TensorInfo;
   offset: number;
+  /** A type converted at load (GGUF's Q5_0, Q3_K, ...): bytes in the file, and raw bytes -> info.dtype bytes. */
+  transcode?: { storedBytes: number; convert(raw: Uint8Array): Uint8Array };
 }
 
 /**
@@ -187,6 +189,10 @@ export class FileTensorSource implements TensorSource {
     if (!e) throw new RistrettoError('NOT_FOUND', `${this.path}: no tensor named "${name}"`);
     if (e.info.dtype === null) {
       throw new UnsupportedError(`${this.path}: tensor "${name}" has type ${e.info.typeName}, which cannot be decoded`);
+    }
+    if (e.transcode !== undefined) {
+      const raw = this.reader.bytes(e.offset, e.transcode.storedBytes, `tensor "${name}" data`);
+      return { name, dtype: e.info.dtype, shape: [...e.info.shape], data: e.transcode.convert(raw) };
     }
     const data = this.reader.bytes(e.offset, e.info.byteLength, `tensor "${name}" data`);
     return { name, dtype: e.info.dtype, shape: [...e.info.shape], data };

@@ -13,6 +13,8 @@ import { InvalidArgumentError, UnsupportedError } from '../errors.js';
 import { Cursor, FileReader, FileTensorSource, openAndParse, fail, safeNumber, writeAll, type TensorEntry } from './file-reader.js';
 import { byteSize, type DType, type HostTensor, type TensorInfo, type TensorSource } from './tensor.js';
 import * as fs from 'node:fs';
+import { quantize } from './dtypes/index.js';
+import { dequantizeTranscoded, isTranscodedType } from './dtypes/transcode.js';
 
 export type GGUFValue = number | bigint | boolean | string | GGUFValue[];
 
@@ -282,7 +284,17 @@ function parse(r: FileReader): GGUFFile {
 
   const entries = new Map<string, TensorEntry>();
   for (const t of tensorInfos) {
-    entries.set(t.name, { info: { name: t.name, dtype: t.dtype, typeName: t.typeName, shape: t.shape, byteLength: t.byteLength }, offset: dataOffset + t.offset });
+    const info = { name: t.name, dtype: t.dtype, typeName: t.typeName, shape: t.shape, byteLength: t.byteLength };
+    const entry: TensorEntry = { info, offset: dataOffset + t.offset };
+    if (t.dtype === null && isTranscodedType(t.typeName)) {
+      // read exactly, kept as Q8_0 (see dtypes/transcode.ts); info describes the tensor as it will be in memory
+      const type = t.typeName;
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      info.dtype = 'q8_0';
+      info.byteLength = (n / 32) * 34;
+      entry.transcode = { storedBytes: t.byteLength, convert: (raw) => quantize('q8_0', dequantizeTranscoded(type, raw, n)) };
+    }
+    entries.set(t.name, entry);
   }
   const src = new FileTensorSource(r, entries);
   return Object.assign(src, { version, metadata, metadataTypes, alignment, dataOffset, tensorInfos });
@@ -295,9 +307,17 @@ function parse(r: FileReader): GGUFFile {
  *  `['tokenizer.ggml.tokens', { array: 'string' }, ['<unk>', '<s>']]`. */
 export type GGUFMetadataEntry = [key: string, type: GGUFValueType, value: GGUFValue];
 
+/** A tensor of any ggml type given by id, as raw block bytes (types we do not keep in memory, e.g. Q5_K). */
+export interface RawGGUFTensor {
+  name: string;
+  shape: number[];
+  ggmlType: number;
+  data: Uint8Array;
+}
+
 export interface GGUFWriteOptions {
   metadata?: GGUFMetadataEntry[];
-  tensors?: HostTensor[];
+  tensors?: (HostTensor | RawGGUFTensor)[];
   /** Data alignment (power of two). Written as `general.alignment` (uint32) when not 32. Default 32. */
   alignment?: number;
 }
@@ -336,13 +356,25 @@ export function writeGGUF(path: string, opts: GGUFWriteOptions): void {
   for (const t of tensors) {
     if (names.has(t.name)) throw new InvalidArgumentError(`writeGGUF: duplicate tensor name "${t.name}"`);
     names.add(t.name);
-    const size = byteSize(t.dtype, t.shape);
+    let size: number;
+    let ggmlType: number;
+    if ('ggmlType' in t) {
+      const ti = GGML_TYPES[t.ggmlType];
+      if (!ti || !('blockElems' in ti)) throw new InvalidArgumentError(`writeGGUF: tensor "${t.name}" has unknown ggml type ${t.ggmlType}`);
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      if ((t.shape[t.shape.length - 1] ?? 1) % ti.blockElems !== 0) throw new InvalidArgumentError(`writeGGUF: tensor "${t.name}" rows are not whole ${ti.name} blocks`);
+      size = (n / ti.blockElems) * ti.blockBytes;
+      ggmlType = t.ggmlType;
+    } else {
+      size = byteSize(t.dtype, t.shape);
+      ggmlType = DTYPE_TO_GGML[t.dtype];
+    }
     if (t.data.byteLength !== size) throw new InvalidArgumentError(`writeGGUF: tensor "${t.name}" has ${t.data.byteLength} bytes, expected ${size}`);
     if (t.shape.length > MAX_DIMS) throw new InvalidArgumentError(`writeGGUF: tensor "${t.name}" has ${t.shape.length} dims, at most ${MAX_DIMS}`);
     w.string(t.name);
     w.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) w.u64(BigInt(d));
-    w.u32(DTYPE_TO_GGML[t.dtype]);
+    w.u32(ggmlType);
     w.u64(BigInt(offset));
     offsets.push(offset);
     offset += Math.ceil(size / alignment) * alignment;
