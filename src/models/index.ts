@@ -23,6 +23,7 @@ export function buildGraph(c: ModelConfig, o: BuildOptions): Graph {
     case 'llama':
       return buildLlamaGraph(c, o);
     case 'qwen3':
+    case 'qwen2':
       return buildQwen3Graph(c, o);
     case 'gpt2':
       return buildGPT2Graph(c, o);
@@ -34,6 +35,7 @@ export function modelParams(c: ModelConfig): Map<string, number[]> {
     case 'llama':
       return llamaParams(c);
     case 'qwen3':
+    case 'qwen2':
       return qwen3Params(c);
     case 'gpt2':
       return gpt2Params(c);

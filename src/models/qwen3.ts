@@ -1,15 +1,17 @@
 // Qwen3: the Llama block plus per-head RMSNorm of q and k before RoPE (QK-norm), NeoX RoPE,
 // GQA with head_dim independent of hidden/heads, optional q/k/v biases (Qwen2-style).
 // `is_causal: false` turns it into the bidirectional encoder of pplx-embed.
+// Qwen2 / Qwen2.5 (model_type 'qwen2') is the same block without QK-norm and with q/k/v biases always.
 
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
 import { NONE, keyMaskInput, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
 import { llamaInvFreq, llamaParams, ropeScalingFromHF, validateRopeFreqFactors, type BuildOptions, type LlamaConfig } from './llama.js';
-import { RistrettoError } from '../errors.js';
+import { RistrettoError, UnsupportedError } from '../errors.js';
 
 export interface Qwen3Config extends Omit<LlamaConfig, 'model_type'> {
-  model_type: 'qwen3';
+  /** qwen2: no QK-norm (Qwen2, Qwen2.5 and models built on them). */
+  model_type: 'qwen3' | 'qwen2';
   attention_bias: boolean;
   /** false: bidirectional attention (encoder use, no causal mask). */
   is_causal: boolean;
@@ -40,6 +42,34 @@ export function qwen3ConfigFromHF(c: Record<string, unknown>): Qwen3Config {
   return cfg;
 }
 
+/** Reads an HF Qwen2ForCausalLM config.json (Qwen2, Qwen2.5). Sliding-window attention is refused when enabled. */
+export function qwen2ConfigFromHF(c: Record<string, unknown>): Qwen3Config {
+  const { num, bool } = configFields(c, 'Qwen2');
+  if (bool('use_sliding_window', false)) throw new UnsupportedError('config.json: Qwen2 use_sliding_window is not supported');
+  const heads = num('num_attention_heads');
+  const hidden = num('hidden_size');
+  const cfg: Qwen3Config = {
+    model_type: 'qwen2',
+    vocab_size: num('vocab_size'),
+    hidden_size: hidden,
+    intermediate_size: num('intermediate_size'),
+    num_hidden_layers: num('num_hidden_layers'),
+    num_attention_heads: heads,
+    num_key_value_heads: num('num_key_value_heads', heads),
+    head_dim: hidden / heads,
+    rms_norm_eps: num('rms_norm_eps', 1e-6),
+    rope_theta: num('rope_theta', 10000),
+    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
+    max_position_embeddings: num('max_position_embeddings', 32768),
+    tie_word_embeddings: bool('tie_word_embeddings', false),
+    rope_style: 'neox',
+    attention_bias: true, // Qwen2Attention: q/k/v projections always have biases, o_proj never
+    is_causal: true,
+  };
+  validateQwen3Config(cfg);
+  return cfg;
+}
+
 export function validateQwen3Config(c: Qwen3Config): void {
   requirePositiveInts(c, ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings'], 'qwen3');
   if (c.num_attention_heads % c.num_key_value_heads !== 0) {
@@ -52,8 +82,10 @@ export function qwen3Params(c: Qwen3Config): Map<string, number[]> {
   const p = llamaParams({ ...c, model_type: 'llama' });
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const A = `model.layers.${l}.self_attn`;
-    p.set(`${A}.q_norm.weight`, [c.head_dim]);
-    p.set(`${A}.k_norm.weight`, [c.head_dim]);
+    if (c.model_type === 'qwen3') {
+      p.set(`${A}.q_norm.weight`, [c.head_dim]);
+      p.set(`${A}.k_norm.weight`, [c.head_dim]);
+    }
     if (c.attention_bias) {
       p.set(`${A}.q_proj.bias`, [c.num_attention_heads * c.head_dim]);
       p.set(`${A}.k_proj.bias`, [c.num_key_value_heads * c.head_dim]);
@@ -80,7 +112,7 @@ export function buildQwen3Graph(c: Qwen3Config, o: BuildOptions): Graph {
     const a = ropeAttention(g, h, pos, {
       q: P(`${A}.q_proj.weight`), k: P(`${A}.k_proj.weight`), v: P(`${A}.v_proj.weight`), o: P(`${A}.o_proj.weight`),
       qBias: bias(A, 'q'), kBias: bias(A, 'k'), vBias: bias(A, 'v'),
-      qNorm: P(`${A}.q_norm.weight`), kNorm: P(`${A}.k_norm.weight`), normEps: c.rms_norm_eps,
+      ...(c.model_type === 'qwen3' ? { qNorm: P(`${A}.q_norm.weight`), kNorm: P(`${A}.k_norm.weight`) } : {}), normEps: c.rms_norm_eps,
     }, rope, { layer: l, attn, cacheLen: o.cacheLen, keyMask });
     x = swigluResidual(g, g.add('add', [x, a], NONE), P, L, c.rms_norm_eps);
   }

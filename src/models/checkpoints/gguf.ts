@@ -14,7 +14,7 @@ import { validateQwen3Config, type Qwen3Config } from '../qwen3.js';
 import { validateGPT2Config, type GPT2Config } from '../gpt2.js';
 import type { CheckpointPlan } from './types.js';
 
-export const GGUF_ARCHITECTURES = ['llama', 'qwen3', 'gpt2'] as const;
+export const GGUF_ARCHITECTURES = ['llama', 'qwen3', 'qwen2', 'gpt2'] as const;
 
 // Per-layer parameter suffix -> GGUF `blk.N.` suffix.
 const LLAMA_LAYER: [string, string][] = [
@@ -55,7 +55,7 @@ export function ggufTensorNames(c: ModelConfig, params: Iterable<string>): Map<s
         ]
       : [['model.embed_tokens.weight', 'token_embd.weight'], ['model.norm.weight', 'output_norm.weight'], ['lm_head.weight', 'output.weight']],
   );
-  const layer = new Map(c.model_type === 'gpt2' ? GPT2_LAYER : c.model_type === 'qwen3' ? [...LLAMA_LAYER, ...QWEN3_EXTRA] : LLAMA_LAYER);
+  const layer = new Map(c.model_type === 'gpt2' ? GPT2_LAYER : c.model_type !== 'llama' ? [...LLAMA_LAYER, ...QWEN3_EXTRA] : LLAMA_LAYER);
   const layerRe = c.model_type === 'gpt2' ? /^transformer\.h\.(\d+)\.(.+)$/ : /^model\.layers\.(\d+)\.(.+)$/;
   const out = new Map<string, string>();
   for (const p of params) {
@@ -118,7 +118,7 @@ export function configFromGGUF(f: GGUFFile): ModelConfig {
     validateGPT2Config(c);
     return c;
   }
-  if (arch === 'llama' || arch === 'qwen3') {
+  if (arch === 'llama' || arch === 'qwen3' || arch === 'qwen2') {
     const heads = num('attention.head_count');
     const hidden = num('embedding_length');
     const base = {
@@ -137,8 +137,9 @@ export function configFromGGUF(f: GGUFFile): ModelConfig {
     };
     // llama.cpp stores Llama 3.1+ RoPE scaling as per-pair frequency divisors, not as metadata
     const ropeFreqs = f.has('rope_freqs.weight') ? { rope_freq_factors: ropeFreqFactorsOf(f, base.head_dim) } : {};
-    if (arch === 'qwen3') {
-      const c: Qwen3Config = { ...base, ...ropeFreqs, model_type: 'qwen3', rope_style: 'neox', attention_bias: f.has('blk.0.attn_q.bias'), is_causal: true };
+    if (arch === 'qwen3' || arch === 'qwen2') {
+      // both keep HF's rotate-half q/k layout in GGUF (llama.cpp uses NeoX RoPE for them)
+      const c: Qwen3Config = { ...base, ...ropeFreqs, model_type: arch, rope_style: 'neox', attention_bias: f.has('blk.0.attn_q.bias'), is_causal: true };
       validateQwen3Config(c);
       return c;
     }

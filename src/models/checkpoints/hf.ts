@@ -8,7 +8,7 @@ import { readHfConfig } from '../../formats/hf-config.js';
 import { UnsupportedError } from '../../errors.js';
 import { modelParams, type ModelConfig } from '../index.js';
 import { llamaConfigFromHF } from '../llama.js';
-import { qwen3ConfigFromHF } from '../qwen3.js';
+import { qwen2ConfigFromHF, qwen3ConfigFromHF } from '../qwen3.js';
 import { gpt2ConfigFromHF } from '../gpt2.js';
 import type { CheckpointPlan } from './types.js';
 
@@ -16,10 +16,11 @@ const ARCHITECTURES: Record<string, (c: Record<string, unknown>) => ModelConfig>
   llama: llamaConfigFromHF,
   mistral: llamaConfigFromHF,
   qwen3: qwen3ConfigFromHF,
+  qwen2: qwen2ConfigFromHF,
   gpt2: gpt2ConfigFromHF,
 };
 const CLASS_TO_TYPE: Record<string, string> = {
-  LlamaForCausalLM: 'llama', MistralForCausalLM: 'llama', Qwen3ForCausalLM: 'qwen3', Qwen3Model: 'qwen3',
+  LlamaForCausalLM: 'llama', MistralForCausalLM: 'llama', Qwen3ForCausalLM: 'qwen3', Qwen3Model: 'qwen3', Qwen2ForCausalLM: 'qwen2', Qwen2Model: 'qwen2',
   GPT2LMHeadModel: 'gpt2', GPT2Model: 'gpt2',
 };
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;

@@ -85,7 +85,7 @@ export function hfConfigJson(c: ModelConfig): Record<string, unknown> {
     throw new UnsupportedError('config.json cannot express RoPE frequency factors read from a GGUF rope_freqs.weight (HF configs describe Llama 3 scaling by its parameters); export to GGUF instead');
   }
   const { rope_style: _layout, ...rest } = c;
-  const cls = c.model_type === 'qwen3' ? 'Qwen3ForCausalLM' : 'LlamaForCausalLM';
+  const cls = c.model_type === 'qwen3' ? 'Qwen3ForCausalLM' : c.model_type === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM';
   return { architectures: [cls], ...rest, torch_dtype: 'float32' };
 }
 
@@ -96,7 +96,7 @@ export function writeHFCheckpoint(dir: string, c: ModelConfig, weights: Map<stri
   for (const p of modelParams(c).keys()) {
     let t = weights.get(p);
     if (t === undefined) throw new Error(`writeHFCheckpoint: parameter "${p}" is missing`);
-    if ((c.model_type === 'llama' || c.model_type === 'qwen3') && c.rope_style === 'interleaved' && /\.(q_proj|k_proj)\.weight$/.test(p)) {
+    if (c.model_type !== 'gpt2' && c.rope_style === 'interleaved' && /\.(q_proj|k_proj)\.weight$/.test(p)) {
       t = permuteRopeRows(t, c.head_dim, false); // HF checkpoints hold rotate-half order
     }
     if (c.model_type === 'gpt2' && /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(p)) t = transpose2d(t); // Conv1D [in, out]
