@@ -406,7 +406,7 @@ test('tokenizer.json variants: merges as strings or pairs, Metaspace, dispatch a
   bad((j) => (j.normalizer = { type: 'NFKC' }), /normalizer NFKC/);
   bad((j) => (j.pre_tokenizer = { type: 'Whitespace' }), /pre_tokenizer Whitespace/);
   bad((j) => (j.decoder.decoders[0] = { type: 'CTC' }), /decoder CTC/);
-  bad((j) => (j.post_processor = { type: 'RobertaProcessing' }), /post_processor RobertaProcessing/);
+  bad((j) => (j.post_processor = { type: 'MysteryProcessing' }), /post_processor "MysteryProcessing" is not supported/);
   bad((j) => (j.model.type = 'Unigram'), /unigram/);
   // A ByteLevel component makes it a byte-level BPE, which rejects byte_fallback.
   bad((j) => (j.pre_tokenizer = { type: 'ByteLevel' }), /byte_fallback/);

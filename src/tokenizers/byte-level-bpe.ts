@@ -7,6 +7,7 @@
 // (TemplateProcessing, e.g. BOS). Decoding maps symbols back to bytes and decodes UTF-8 with U+FFFD replacement.
 
 import { FormatError, InvalidArgumentError, UnsupportedError } from '../errors.js';
+import { parsePostProcessor, type SpecialsAround } from './post-processor.js';
 import { EOS_LIKE_TOKENS, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 import { AddedTokenMatcher, addedTokensFromJson, encodeAroundAddedTokens, type AddedToken } from './added-tokens.js';
 import { decodeUtf8Chunks } from './stream-decoder.js';
@@ -116,7 +117,6 @@ export function cleanUpTokenization(s: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration
 
-type PostItem = { special: number[] } | { sequence: 'A' | 'B' };
 
 export interface ByteLevelBPEConfig {
   /** Token string per id (holes allowed). */
@@ -128,7 +128,7 @@ export interface ByteLevelBPEConfig {
   preTokenizer: PreTokenizeStep[];
   ignoreMerges: boolean;
   /** Token ids the post-processor puts around a single sequence. */
-  postProcessor: PostItem[] | null;
+  postProcessor: SpecialsAround | null;
   bosId: number | null;
   eosIds: number[];
   cleanUpTokenizationSpaces: boolean;
@@ -216,51 +216,6 @@ function buildPreTokenizer(p: any, source: string): { steps: PreTokenizeStep[]; 
   return { steps, byteLevel };
 }
 
-function buildPostProcessor(p: any, source: string): PostItem[] | null {
-  if (p === null || p === undefined) return null;
-  switch (p.type) {
-    case 'ByteLevel':
-      return null;
-    case 'Sequence': {
-      let res: PostItem[] | null = null;
-      for (const q of p.processors ?? []) {
-        const r = buildPostProcessor(q, source);
-        if (r) {
-          if (res) throw new UnsupportedError(`${source}: post_processor Sequence with two templates`);
-          res = r;
-        }
-      }
-      return res;
-    }
-    case 'TemplateProcessing': {
-      const items: PostItem[] = [];
-      for (const it of p.single ?? []) {
-        if (it.SpecialToken) {
-          const sp = p.special_tokens?.[it.SpecialToken.id];
-          if (!sp || !Array.isArray(sp.ids)) {
-            throw new FormatError({
-              file: source,
-              where: `post_processor.special_tokens["${it.SpecialToken.id}"]`,
-              expected: 'an entry with ids',
-            });
-          }
-          items.push({ special: sp.ids.map(Number) });
-        } else if (it.Sequence) items.push({ sequence: it.Sequence.id === 'B' ? 'B' : 'A' });
-        else throw new FormatError({ file: source, where: 'post_processor.single', found: JSON.stringify(it) });
-      }
-      return items;
-    }
-    case 'RobertaProcessing':
-    case 'BertProcessing': {
-      const cls = Number(p.cls?.[1]);
-      const sep = Number(p.sep?.[1]);
-      return [{ special: [cls] }, { sequence: 'A' }, { special: [sep] }];
-    }
-    default:
-      throw new UnsupportedError(`${source}: post_processor "${p.type}" is not supported`);
-  }
-}
-
 function checkDecoder(d: any, source: string): void {
   if (d === null || d === undefined) {
     throw new UnsupportedError(`${source}: decoder null (a byte-level BPE tokenizer needs the ByteLevel decoder)`);
@@ -294,7 +249,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
   private readonly normalize: ((s: string) => string) | null;
   private readonly preTokenizer: PreTokenizeStep[];
   private readonly ignoreMerges: boolean;
-  private readonly postProcessor: PostItem[] | null;
+  private readonly postProcessor: SpecialsAround | null;
   private readonly cache = new Map<string, number[]>();
   /** Byte-level char code -> vocab id of the one-character token. */
   private readonly charIds: Int32Array;
@@ -363,9 +318,9 @@ export class ByteLevelBPETokenizer implements Tokenizer {
     }
     const normalize = buildNormalizer(json.normalizer, source);
     const { steps } = buildPreTokenizer(json.pre_tokenizer, source);
-    const post = buildPostProcessor(json.post_processor, source);
     checkDecoder(json.decoder, source);
     const addedTokens = addedTokensFromJson(json.added_tokens);
+    const post = parsePostProcessor(json.post_processor, source, (s) => addedTokens.find((t) => t.content === s)?.id ?? vocab.get(s));
     const lookup = (s: string | null): number | null => {
       if (s === null) return null;
       const a = addedTokens.find((t) => t.content === s);
@@ -374,10 +329,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
     };
     const cfg = tokenizerConfig ?? {};
     let bosId = lookup(tokenContent(cfg.bos_token));
-    if (bosId === null && tokenizerConfig === undefined && post) {
-      const first = post[0];
-      if (first && 'special' in first) bosId = first.special[0] ?? null;
-    }
+    if (bosId === null && tokenizerConfig === undefined && post) bosId = post.prefix[0] ?? null;
     const eosIds: number[] = [];
     const eos = lookup(tokenContent(cfg.eos_token));
     if (eos !== null) eosIds.push(eos);
@@ -461,10 +413,10 @@ export class ByteLevelBPETokenizer implements Tokenizer {
     const addBosMeta = get('tokenizer.ggml.add_bos_token');
     const addEosMeta = get('tokenizer.ggml.add_eos_token');
     const addBos = typeof addBosMeta === 'boolean' ? addBosMeta : pre.addBos;
-    const post: PostItem[] = [];
-    if (addBos && bosId !== null) post.push({ special: [bosId] });
-    post.push({ sequence: 'A' });
-    if (addEosMeta === true && eosIds.length) post.push({ special: [eosIds[0]!] });
+    const post: SpecialsAround = {
+      prefix: addBos && bosId !== null ? [bosId] : [],
+      suffix: addEosMeta === true && eosIds.length ? [eosIds[0]!] : [],
+    };
     const nfc = pre.nfc ? (s: string) => s.normalize('NFC') : null;
     return new ByteLevelBPETokenizer({
       vocab,
@@ -473,7 +425,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
       normalize: nfc,
       preTokenizer: steps,
       ignoreMerges: pre.ignoreMerges,
-      postProcessor: post.length > 1 ? post : null,
+      postProcessor: post.prefix.length + post.suffix.length > 0 ? post : null,
       bosId,
       eosIds,
       cleanUpTokenizationSpaces: false,
@@ -486,14 +438,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InvalidArgumentError(`encode: text must be a string, got ${typeof text}`);
     const ids = encodeAroundAddedTokens(this.added, text, options.parseSpecial ?? false, this.normalize, (t, out) => this.encodeText(t, out));
-    if ((options.addSpecialTokens ?? true) && this.postProcessor) {
-      const out: number[] = [];
-      for (const it of this.postProcessor) {
-        if ('special' in it) out.push(...it.special);
-        else if (it.sequence === 'A') for (const id of ids) out.push(id);
-      }
-      return out;
-    }
+    if ((options.addSpecialTokens ?? true) && this.postProcessor) return [...this.postProcessor.prefix, ...ids, ...this.postProcessor.suffix];
     return ids;
   }
 

@@ -6,6 +6,7 @@
 // UnsupportedError naming the component.
 
 import { FormatError, UnsupportedError } from '../errors.js';
+import { parsePostProcessor } from './post-processor.js';
 import { EOS_LIKE_TOKENS } from './tokenizer.js';
 import { addedTokensFromJson } from './added-tokens.js';
 import type { SplitBehavior } from './pretokenize.js';
@@ -169,45 +170,6 @@ function parseDecoder(d: unknown, where: string, replacement: string): number {
   }
 }
 
-/** prefix/suffix special ids of a TemplateProcessing `single` template. */
-function parsePostProcessor(p: unknown, where: string, tokenId: (s: string) => number | undefined): { prefix: number[]; suffix: number[] } | null {
-  if (p === null || p === undefined) return null;
-  const t = typeOf(p);
-  const o = p as Obj;
-  if (t !== 'TemplateProcessing') throw new UnsupportedError(`${FILE}: ${where}: post_processor ${t} is not supported for SentencePiece-BPE tokenizers`);
-  const single = o['single'];
-  if (!Array.isArray(single)) throw new FormatError({ file: FILE, where: `${where}.single`, expected: 'an array', found: typeof single });
-  const specials = isObj(o['special_tokens']) ? o['special_tokens'] : {};
-  const prefix: number[] = [];
-  const suffix: number[] = [];
-  let seenA = false;
-  single.forEach((item, i) => {
-    if (isObj(item) && isObj(item['Sequence'])) {
-      seenA = true;
-      return;
-    }
-    if (isObj(item) && isObj(item['SpecialToken'])) {
-      const name = item['SpecialToken']['id'];
-      if (typeof name !== 'string') throw new FormatError({ file: FILE, where: `${where}.single[${i}]`, expected: 'a special token name', found: typeof name });
-      const st = specials[name];
-      let ids: number[];
-      if (isObj(st) && Array.isArray(st['ids'])) ids = st['ids'] as number[];
-      else {
-        const id = tokenId(name);
-        if (id === undefined) throw new FormatError({ file: FILE, where: `${where}.single[${i}]`, expected: 'a known special token', found: name });
-        ids = [id];
-      }
-      for (const id of ids) {
-        if (typeof id !== 'number') throw new FormatError({ file: FILE, where: `${where}.special_tokens.${name}.ids`, expected: 'numbers', found: typeof id });
-        (seenA ? suffix : prefix).push(id);
-      }
-      return;
-    }
-    throw new FormatError({ file: FILE, where: `${where}.single[${i}]`, expected: 'Sequence or SpecialToken', found: JSON.stringify(item) });
-  });
-  return { prefix, suffix };
-}
-
 function tokenName(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   if (isObj(v) && typeof v['content'] === 'string') return v['content'];
@@ -283,7 +245,7 @@ export function sentencePieceConfigFromTokenizerJson(json: unknown, tokenizerCon
   const unkId = typeof unkName === 'string' ? (tokenId(unkName) ?? null) : null;
 
   const cfg = isObj(tokenizerConfig) ? tokenizerConfig : {};
-  const pp = parsePostProcessor(j['post_processor'], 'post_processor', tokenId);
+  const pp = parsePostProcessor(j['post_processor'], FILE, tokenId);
   const bosName = tokenName(cfg['bos_token']);
   const eosName = tokenName(cfg['eos_token']);
   let bosId = bosName !== undefined ? (tokenId(bosName) ?? null) : null;

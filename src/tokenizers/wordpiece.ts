@@ -7,6 +7,7 @@
 // space" vocabulary form: "▁word" starts a word, a bare "word" continues one).
 
 import { FormatError, InvalidArgumentError, UnsupportedError } from '../errors.js';
+import { parsePostProcessor } from './post-processor.js';
 import { AddedTokenMatcher, addedTokensFromJson, encodeAroundAddedTokens, type AddedToken } from './added-tokens.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './tokenizer.js';
 
@@ -202,7 +203,9 @@ export class WordPieceTokenizer implements Tokenizer {
 
     const normalizer = parseBertNormalizer(json['normalizer'], source);
     parseBertPreTokenizer(json['pre_tokenizer'], source);
-    const { prefixIds, suffixIds } = parsePost(json['post_processor'], idOf, source);
+    const pp = parsePostProcessor(json['post_processor'], source, idOf);
+    const prefixIds = pp?.prefix ?? [];
+    const suffixIds = pp?.suffix ?? [];
     const decoder = json['decoder'];
     if (decoder !== null && decoder !== undefined && (!isObj(decoder) || decoder['type'] !== 'WordPiece')) {
       throw new UnsupportedError(`${source}: decoder ${JSON.stringify(isObj(decoder) ? decoder['type'] : decoder)} is not supported for WordPiece (supported: WordPiece)`);
@@ -382,38 +385,3 @@ function parseBertPreTokenizer(p: unknown, source: string): void {
   throw new UnsupportedError(`${source}: pre_tokenizer ${JSON.stringify(isObj(p) ? p['type'] : p)} is not supported for WordPiece (supported: BertPreTokenizer)`);
 }
 
-/** [CLS] $A [SEP] from TemplateProcessing (`single`) or BertProcessing; none without a post-processor. */
-function parsePost(p: unknown, idOf: (s: string) => number | undefined, source: string): { prefixIds: number[]; suffixIds: number[] } {
-  const prefixIds: number[] = [];
-  const suffixIds: number[] = [];
-  if (p === null || p === undefined) return { prefixIds, suffixIds };
-  if (!isObj(p)) throw new FormatError({ file: source, where: 'post_processor', expected: 'an object', found: typeof p });
-  if (p['type'] === 'BertProcessing') {
-    const id = (k: string): number => {
-      const v = p[k];
-      if (!Array.isArray(v) || typeof v[1] !== 'number') throw new FormatError({ file: source, where: `post_processor.${k}`, expected: '[token, id]', found: JSON.stringify(v) });
-      return v[1];
-    };
-    return { prefixIds: [id('cls')], suffixIds: [id('sep')] };
-  }
-  if (p['type'] !== 'TemplateProcessing') throw new UnsupportedError(`${source}: post_processor ${JSON.stringify(p['type'])} is not supported for WordPiece (supported: TemplateProcessing, BertProcessing)`);
-  const single = p['single'];
-  if (!Array.isArray(single)) throw new FormatError({ file: source, where: 'post_processor.single', expected: 'an array', found: typeof single });
-  const specials = isObj(p['special_tokens']) ? p['special_tokens'] : {};
-  let seenA = false;
-  single.forEach((item, i) => {
-    if (isObj(item) && isObj(item['Sequence'])) {
-      seenA = true;
-      return;
-    }
-    const name = isObj(item) && isObj(item['SpecialToken']) ? item['SpecialToken']['id'] : undefined;
-    if (typeof name !== 'string') throw new FormatError({ file: source, where: `post_processor.single[${i}]`, expected: 'Sequence or SpecialToken', found: JSON.stringify(item) });
-    const st = specials[name];
-    const ids = isObj(st) && Array.isArray(st['ids']) ? (st['ids'] as unknown[]) : [idOf(name)];
-    for (const id of ids) {
-      if (typeof id !== 'number') throw new FormatError({ file: source, where: `post_processor.special_tokens.${name}`, expected: 'token ids', found: JSON.stringify(id) });
-      (seenA ? suffixIds : prefixIds).push(id);
-    }
-  });
-  return { prefixIds, suffixIds };
-}
