@@ -164,6 +164,9 @@ async function main(): Promise<void> {
     const r = runSection(s);
     summary.push(`## ${s}`, '', r.ok ? `done in ${r.seconds.toFixed(0)} s: see [${s}.json](${s}.json)` : `failed (${r.note}) after ${r.seconds.toFixed(0)} s`, '');
   }
+  // results written by longer recipes outside `npm run bench` (kept between runs)
+  const other = fs.readdirSync(resultsDir).filter((f) => f.endsWith('.md') && f !== 'README.md');
+  if (other.length > 0) summary.push('## Other results here', '', ...other.map((f) => `- [${f}](${f})`), '');
   fs.writeFileSync(path.join(resultsDir, 'README.md'), summary.join('\n'));
   process.stdout.write(summary.join('\n') + '\n');
 }
