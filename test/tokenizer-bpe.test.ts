@@ -324,6 +324,42 @@ for (const name of ['llama3', 'qwen3'] as const) {
   });
 }
 
+for (const name of ['llama3', 'qwen3'] as const) {
+  test(`${name}: toGGUFMetadata writes a GGUF whose tokenizer gives the reference ids`, async (t) => {
+    const dir = modelFile(t, `tokenizers/${name}`);
+    const refPath = modelFile(t, 'reference/tokenizer-cases-modern.json');
+    if (!dir || !refPath) return;
+    const { writeGGUF } = await import('../src/formats/gguf.js');
+    const { loadTokenizer } = await import('../src/tokenizers/load.js');
+    const os = await import('node:os');
+    const fs = await import('node:fs');
+    const tok = hfTokenizer(dir, name);
+    const md = tok.toGGUFMetadata();
+    assert.ok(md !== null, 'a llama.cpp pre-tokenizer name exists');
+    const get = (k: string) => md!.find(([key]) => key === k)?.[2];
+    assert.equal(get('tokenizer.ggml.pre'), name === 'llama3' ? 'llama-bpe' : 'qwen2');
+    assert.equal(get('tokenizer.ggml.add_bos_token'), tok.encode('x')[0] === tok.bosId, 'BOS as the tokenizer.json adds it');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ristretto-tokgguf-')), `${name}.gguf`);
+    writeGGUF(file, { metadata: md! });
+    const back = loadTokenizer(file).tokenizer as ByteLevelBPETokenizer;
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    assert.equal(back.vocabSize, tok.vocabSize);
+    assert.deepEqual([back.bosId, back.eosIds[0]], [tok.bosId, tok.eosIds[0]]);
+    checkModern(t, back, readJson(refPath).cases[name], `${name} (written GGUF)`, false);
+  });
+}
+
+test('toGGUFMetadata: null when the pre-tokenizer has no llama.cpp name', () => {
+  const j = {
+    model: { type: 'BPE', vocab: { a: 0, b: 1, ab: 2 }, merges: ['a b'] },
+    decoder: { type: 'ByteLevel' },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, use_regex: false }] },
+  };
+  assert.equal(ByteLevelBPETokenizer.fromTokenizerJson(j).toGGUFMetadata(), null);
+  const gpt2 = { ...j, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true } };
+  assert.equal(ByteLevelBPETokenizer.fromTokenizerJson(gpt2).toGGUFMetadata()?.find(([k]) => k === 'tokenizer.ggml.pre')?.[2], 'gpt-2');
+});
+
 test('llama3: clean_up_tokenization_spaces option', (t) => {
   const dir = modelFile(t, 'tokenizers/llama3');
   if (!dir) return;

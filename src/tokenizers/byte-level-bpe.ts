@@ -11,10 +11,13 @@ import { parsePostProcessor, type SpecialsAround } from './post-processor.js';
 import { EOS_LIKE_TOKENS, type DecodeOptions, type EncodeOptions, type Tokenizer } from './tokenizer.js';
 import { AddedTokenMatcher, addedTokensFromJson, encodeAroundAddedTokens, type AddedToken } from './added-tokens.js';
 import { decodeUtf8Chunks } from './stream-decoder.js';
+import type { GGUFMetadataEntry } from '../formats/gguf.js';
 import {
   compileRegex,
   ggufPreTokenizer,
   GPT2_PATTERN,
+  LLAMA3_PATTERN,
+  QWEN2_PATTERN,
   runPreTokenizer,
   splitText,
   type PreTokenizeStep,
@@ -134,6 +137,9 @@ export interface ByteLevelBPEConfig {
   cleanUpTokenizationSpaces: boolean;
   /** Where the config came from, for error messages. */
   source: string;
+  /** llama.cpp's `tokenizer.ggml.pre` name for this pre-tokenization (normalizer, split, ignore_merges), null when
+   *  it has none: then the tokenizer cannot be written into a GGUF file. */
+  ggufPre?: string | null;
 }
 
 export interface ByteLevelDecodeOptions extends DecodeOptions {
@@ -216,6 +222,26 @@ function buildPreTokenizer(p: any, source: string): { steps: PreTokenizeStep[]; 
   return { steps, byteLevel };
 }
 
+/**
+ * llama.cpp's pre-tokenizer name for a tokenizer.json, when its normalizer, pre_tokenizer and ignore_merges are
+ * exactly one of the families llama.cpp reproduces with the same regex: GPT-2 (ByteLevel with its regex), Llama 3
+ * (Split on the Llama 3 regex + ByteLevel, ignore_merges), Qwen2/3 (NFC, Split on the Qwen2 regex + ByteLevel).
+ */
+function ggufPreOf(json: any): string | null {
+  const p = json.pre_tokenizer;
+  const norm = json.normalizer ?? null;
+  const ignore = Boolean(json.model?.ignore_merges);
+  const plainByteLevel = (q: any): boolean => q?.type === 'ByteLevel' && !q.add_prefix_space;
+  if (plainByteLevel(p) && p.use_regex !== false && norm === null && !ignore) return 'gpt-2';
+  const seq = p?.type === 'Sequence' && Array.isArray(p.pretokenizers) && p.pretokenizers.length === 2 ? p.pretokenizers : null;
+  const split = seq?.[0];
+  if (!seq || split?.type !== 'Split' || split.behavior !== 'Isolated' || split.invert || !plainByteLevel(seq[1]) || seq[1].use_regex !== false) return null;
+  const re = split.pattern?.Regex;
+  if (re === LLAMA3_PATTERN && norm === null && ignore) return 'llama-bpe';
+  if (re === QWEN2_PATTERN && norm?.type === 'NFC' && !ignore) return 'qwen2';
+  return null;
+}
+
 function checkDecoder(d: any, source: string): void {
   if (d === null || d === undefined) {
     throw new UnsupportedError(`${source}: decoder null (a byte-level BPE tokenizer needs the ByteLevel decoder)`);
@@ -250,6 +276,9 @@ export class ByteLevelBPETokenizer implements Tokenizer {
   private readonly preTokenizer: PreTokenizeStep[];
   private readonly ignoreMerges: boolean;
   private readonly postProcessor: SpecialsAround | null;
+  private readonly mergeList: [string, string][];
+  private readonly addedList: AddedToken[];
+  private readonly ggufPre: string | null;
   private readonly cache = new Map<string, number[]>();
   /** Byte-level char code -> vocab id of the one-character token. */
   private readonly charIds: Int32Array;
@@ -283,6 +312,9 @@ export class ByteLevelBPETokenizer implements Tokenizer {
     this.preTokenizer = cfg.preTokenizer;
     this.ignoreMerges = cfg.ignoreMerges;
     this.postProcessor = cfg.postProcessor;
+    this.mergeList = cfg.merges;
+    this.addedList = cfg.addedTokens;
+    this.ggufPre = cfg.ggufPre ?? null;
     this.bosId = cfg.bosId;
     this.eosIds = Object.freeze([...new Set(cfg.eosIds)]);
     this.cleanUpTokenizationSpaces = cfg.cleanUpTokenizationSpaces;
@@ -349,6 +381,7 @@ export class ByteLevelBPETokenizer implements Tokenizer {
       eosIds,
       cleanUpTokenizationSpaces: Boolean(cfg.clean_up_tokenization_spaces),
       source,
+      ggufPre: ggufPreOf(json),
     });
   }
 
@@ -430,7 +463,41 @@ export class ByteLevelBPETokenizer implements Tokenizer {
       eosIds,
       cleanUpTokenizationSpaces: false,
       source,
+      ggufPre: typeof preName === 'string' ? preName : 'default',
     });
+  }
+
+  /**
+   * GGUF `tokenizer.ggml.*` metadata (model "gpt2") that reads back as this tokenizer, or null when its
+   * pre-tokenization has no llama.cpp name. Token types: 1 normal, 3 special added (control), 4 other added
+   * (user-defined), 5 for ids the vocabulary skips (written as `[PAD<id>]`).
+   */
+  toGGUFMetadata(): GGUFMetadataEntry[] | null {
+    if (this.ggufPre === null) return null;
+    const tokens: string[] = [];
+    const types: number[] = [];
+    const added = new Map(this.addedList.map((a) => [a.id, a]));
+    for (let id = 0; id < this.vocabSize; id++) {
+      const a = added.get(id);
+      const t = this.idToTok[id];
+      tokens.push(t ?? `[PAD${id}]`);
+      types.push(a !== undefined ? (a.special ? 3 : 4) : t === undefined ? 5 : 1);
+    }
+    const md: GGUFMetadataEntry[] = [
+      ['tokenizer.ggml.model', 'string', 'gpt2'],
+      ['tokenizer.ggml.pre', 'string', this.ggufPre],
+      ['tokenizer.ggml.tokens', { array: 'string' }, tokens],
+      ['tokenizer.ggml.token_type', { array: 'int32' }, types],
+      ['tokenizer.ggml.merges', { array: 'string' }, this.mergeList.map(([a, b]) => `${a} ${b}`)],
+    ];
+    if (this.bosId !== null) md.push(['tokenizer.ggml.bos_token_id', 'uint32', this.bosId]);
+    if (this.eosIds.length > 0) md.push(['tokenizer.ggml.eos_token_id', 'uint32', this.eosIds[0]!]);
+    const pre = this.postProcessor?.prefix ?? [];
+    const suf = this.postProcessor?.suffix ?? [];
+    md.push(['tokenizer.ggml.add_bos_token', 'bool', pre.length === 1 && pre[0] === this.bosId]);
+    md.push(['tokenizer.ggml.add_eos_token', 'bool', suf.length === 1 && suf[0] === this.eosIds[0]]);
+    if ((pre.length > 0 && !(pre.length === 1 && pre[0] === this.bosId)) || (suf.length > 0 && !(suf.length === 1 && suf[0] === this.eosIds[0]))) return null;
+    return md;
   }
 
   // -------------------------------------------------------------------------------------------------------------

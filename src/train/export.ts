@@ -1,6 +1,6 @@
 // Exporting a trained model: HF safetensors (config.json + model.safetensors, HF names, rotate-half
-// q/k), GGUF (llama.cpp names, interleaved q/k for Llama, tokenizer metadata when the tokenizer is
-// SentencePiece) and llama2.c `.bin` (legacy run.c format, interleaved q/k). Each loads in `generate`.
+// q/k), GGUF (llama.cpp names, interleaved q/k for Llama, tokenizer metadata for SentencePiece and for
+// byte-level BPE with a llama.cpp pre-tokenizer) and llama2.c `.bin` (legacy run.c format, interleaved q/k). Each loads in `generate`.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ import { permuteRopeRows, writeGGUFCheckpoint, writeHFCheckpoint } from '../mode
 import type { ModelConfig } from '../models/index.js';
 import { loadTokenizer } from '../tokenizers/load.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { ByteLevelBPETokenizer } from '../tokenizers/byte-level-bpe.js';
 import { loadCheckpoint } from './checkpoint.js';
 import type { Arr } from './gemm.js';
 import { toHostTensors } from './params.js';
@@ -28,8 +29,10 @@ export interface ExportResult {
   note: string | null;
 }
 
-/** GGUF `tokenizer.ggml.*` metadata for a SentencePiece tokenizer (llama.cpp "llama" vocabulary), else null. */
+/** GGUF `tokenizer.ggml.*` metadata for a SentencePiece tokenizer (llama.cpp "llama" vocabulary) or a byte-level
+ *  BPE whose pre-tokenizer llama.cpp names ("gpt2" vocabulary), else null. */
 export function ggufTokenizerMetadata(tok: Tokenizer): GGUFMetadataEntry[] | null {
+  if (tok instanceof ByteLevelBPETokenizer) return tok.toGGUFMetadata();
   if (tok.kind !== 'sentencepiece-bpe') return null;
   const cfg = (tok as unknown as { config?: { tokens?: readonly string[]; scores?: ArrayLike<number>; tokenTypes?: ArrayLike<number>; unkId?: number | null } }).config;
   if (cfg?.tokens === undefined || cfg.scores === undefined) return null;
