@@ -76,6 +76,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { minilm: { type: 'boolean' }, docs: { type: 'string' }, out: { type: 'string' }, backend: { type: 'string', multiple: true } },
   });
+  const loadAtStart = os.loadavg().map((x) => +x.toFixed(2));
   const out = values.out ?? path.join(repo, 'bench/results/embed.json');
   const nDocs = Number(values.docs ?? 32);
   const docs = passages(Math.max(nDocs, 32));
@@ -117,10 +118,10 @@ async function main(): Promise<void> {
   const result = {
     benchmark: 'embed: documents/s (tokenize + encode + mean-pool + normalise), documents truncated to exactly N tokens, one bucket of N',
     date: new Date().toISOString(),
-    machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, loadavg_at_end: os.loadavg().map((x) => +x.toFixed(2)) },
+    machine: { node: process.version, platform: `${process.platform} ${process.arch}`, cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, loadavg_at_start: loadAtStart, loadavg_at_end: os.loadavg().map((x) => +x.toFixed(2)) },
     backends: {
       reference: 'TypeScript, f64 accumulation',
-      wasm: 'WebAssembly SIMD kernels, single thread; attention_masked falls back to the reference kernel',
+      wasm: 'WebAssembly SIMD kernels on the default thread pool (os.availableParallelism()); every encoder op runs in wasm (attention_masked: assembly/attention.ts)',
     },
     note: 'shared 2-CPU machine with other jobs running: figures vary by 2-3x between runs',
     results: rows,

@@ -1,5 +1,9 @@
 // Single-thread kernel throughput of the wasm backend: GEMV GB/s of weights per dtype at 2048x2048 and
-// 4096x4096, and GEMM GFLOPS at T = 128, for the plain SIMD and the relaxed SIMD builds.
+// 4096x4096 (cache-resident on big-L3 hosts) and streamed (rotating copies, ~150 MB: what decode sees),
+// and GEMM GFLOPS / GOPS at T = 128, for the plain SIMD and the relaxed SIMD builds. For the block types
+// the GEMV columns are the kernels in use (assembly/qgemm.ts) and `old` the previous ones (matmul.ts);
+// the GEMM of q4_0/q4_k in the relaxed build is the integer GEMM (qgemm4_chunk), `deq` the dequantize-to-f32
+// GEMM the other cases use.
 // Run: npm run build && node dist/scripts/bench-kernels.js [--quick]
 // Compare with /work/shared/reference/cpu-limits.md (one core: GEMV fp32 22-25 GB/s, int8 22-26,
 // fp16 11-13, 4-bit ~8 / 13-15.6 relaxed; GEMM fp32 50-53 GFLOPS). Timed in process CPU time, since the
@@ -82,9 +86,19 @@ function time(fn: () => void, minSeconds = quick ? 0.15 : 0.5): number {
   return samples[samples.length >> 1]!;
 }
 
-function gemv(b: WasmBackend, dtype: DType, N: number, K: number): number {
+const weightCache = new Map<string, number>();
+
+/** GEMV GB/s; `copies` > 1 rotates over that many copies of W (streamed from memory); `old`: matmul.ts kernels. */
+function gemv(b: WasmBackend, dtype: DType, N: number, K: number, copies = 1, old = false): number {
   const ex = b.exports;
-  const w = fillWeights(b, dtype, N, K);
+  const ws: number[] = [];
+  for (let c = 0; c < copies; c++) {
+    const key = `${dtype} ${N} ${K} ${c}`;
+    let p = weightCache.get(key);
+    if (p === undefined) weightCache.set(key, (p = fillWeights(b, dtype, N, K)));
+    ws.push(p);
+  }
+  let ci = 0;
   const x = fillF32(b, K);
   const y = b.alloc(N * 4);
   const xq = b.alloc(K);
@@ -92,6 +106,19 @@ function gemv(b: WasmBackend, dtype: DType, N: number, K: number): number {
   const xs = b.alloc(K / 8);
   const x16 = b.alloc(K * 2);
   const run = (): void => {
+    const w = ws[ci++ % copies]!;
+    if (!old && dtype.startsWith('q')) {
+      ex.quant_q8(x, K, xq, xd, xs);
+      if (dtype === 'q8_0') {
+        ex.prep_q8_0(xq, K, x16);
+        ex.gemv_q8_0x(w, x16, xd, y, N, K);
+      } else if (dtype === 'q4_0') {
+        ex.prep_q4_0(xq, K, x16);
+        ex.gemv_q4_0x(w, x16, xd, xs, y, N, K);
+      } else if (dtype === 'q4_k') ex.gemv_q4_kx(w, xq, xd, xs, y, N, K);
+      else ex.gemv_q6_kx(w, xq, xd, y, N, K);
+      return;
+    }
     switch (dtype) {
       case 'f32': return ex.gemv_f32(w, x, y, N, K);
       case 'f16': return ex.gemv_f16(w, x, y, N, K);
@@ -114,15 +141,27 @@ function gemv(b: WasmBackend, dtype: DType, N: number, K: number): number {
   return (N * rowBytes(dtype, K)) / sec / 1e9;
 }
 
-function gemm(b: WasmBackend, dtype: DType, T: number, N: number, K: number): number {
+/** GEMM G(FL)OPS; `deq`: force the dequantize-to-f32 GEMM for q4_0/q4_k (relaxed build). */
+function gemm(b: WasmBackend, dtype: DType, T: number, N: number, K: number, deq = false): number {
   const ex = b.exports;
   const w = fillWeights(b, dtype, N, K);
   const x = fillF32(b, T * K);
   const y = b.alloc(T * N * 4);
   const NB = Math.max(2, Math.min(64, Math.floor(65536 / K) & ~1));
   const panel = b.alloc(NB * K * 4);
+  const int4 = !deq && b.relaxed && (dtype === 'q4_0' || dtype === 'q4_k');
+  // integer GEMM: x quantized for all rows, panels of NB4 rows unpacked (as the backend's matmul does)
+  const NB4 = Math.max(4, Math.min(64, Math.floor(262144 / (K * 1.25)) & ~3));
+  const xq = int4 ? b.alloc(T * K) : 0;
+  const xd = int4 ? b.alloc(T * K / 8) : 0;
+  const xs = int4 ? b.alloc(T * K / 8) : 0;
+  const stride = int4 ? NB4 * ex.qgemm4_panel_bytes(K) : 0;
+  const sc = int4 ? b.alloc(stride) : 0;
   const run = (): void => {
-    if (dtype === 'f32') ex.gemm_f32(x, w, y, T, N, K, NB);
+    if (int4) {
+      ex.quant_q8(x, T * K, xq, xd, xs);
+      ex.qgemm4_chunk(0, 0, DT_CODE[dtype], xq, xd, xs, w, y, T, N, K, NB4, sc, stride, N);
+    } else if (dtype === 'f32') ex.gemm_f32(x, w, y, T, N, K, NB);
     else ex.gemm_deq(DT_CODE[dtype], x, w, y, T, N, K, panel, NB);
   };
   const sec = time(run);
@@ -136,19 +175,26 @@ async function main(): Promise<void> {
   console.log(`wasm kernels, one thread, node ${process.version}`);
   for (const [name, relaxed] of variants) {
     const b = await createWasmBackend({ relaxed });
-    console.log(`\n[${name}] GEMV GB/s of weights (int8-quantized activations for q*)`);
-    console.log(`${'dtype'.padEnd(6)} ${'2048x2048'.padStart(10)} ${'4096x4096'.padStart(10)}`);
+    weightCache.clear(); // pointers into the previous backend's memory
+    console.log(`\n[${name}] GEMV GB/s of weights (int8-quantized activations for q*); stream: 2048x768 x N copies, ~150 MB`);
+    console.log(`${'dtype'.padEnd(6)} ${'2048x2048'.padStart(10)} ${'4096x4096'.padStart(10)} ${'stream'.padStart(8)} ${'old 2048'.padStart(9)} ${'old strm'.padStart(9)}`);
     for (const dt of dtypes) {
       const a = gemv(b, dt, 2048, 2048);
       const c = gemv(b, dt, 4096, 4096);
-      console.log(`${dt.padEnd(6)} ${a.toFixed(1).padStart(10)} ${c.toFixed(1).padStart(10)}`);
+      const copies = Math.ceil(150e6 / (2048 * rowBytes(dt, 768)));
+      const st = quick ? NaN : gemv(b, dt, 2048, 768, copies);
+      const q = dt.startsWith('q');
+      const o = q ? gemv(b, dt, 2048, 2048, 1, true) : NaN;
+      const os = q && !quick ? gemv(b, dt, 2048, 768, copies, true) : NaN;
+      console.log(`${dt.padEnd(6)} ${a.toFixed(1).padStart(10)} ${c.toFixed(1).padStart(10)} ${st.toFixed(1).padStart(8)} ${o.toFixed(1).padStart(9)} ${os.toFixed(1).padStart(9)}`);
     }
-    console.log(`\n[${name}] GEMM GFLOPS, T=128 (non-f32 W dequantized per panel)`);
-    console.log(`${'dtype'.padEnd(6)} ${'2048x2048'.padStart(10)} ${'4096x4096'.padStart(10)}`);
-    for (const dt of quick ? (['f32', 'q8_0'] as DType[]) : dtypes) {
+    console.log(`\n[${name}] GEMM G(FL)OPS, T=128 (non-f32 W dequantized per panel, or integer GEMM for 4-bit in relaxed)`);
+    console.log(`${'dtype'.padEnd(6)} ${'2048x2048'.padStart(10)} ${'4096x4096'.padStart(10)} ${'deq 2048'.padStart(9)}`);
+    for (const dt of quick ? (['f32', 'q8_0', 'q4_0'] as DType[]) : dtypes) {
       const a = gemm(b, dt, 128, 2048, 2048);
       const c = quick ? NaN : gemm(b, dt, 128, 4096, 4096);
-      console.log(`${dt.padEnd(6)} ${a.toFixed(1).padStart(10)} ${c.toFixed(1).padStart(10)}`);
+      const d = relaxed && (dt === 'q4_0' || dt === 'q4_k') ? gemm(b, dt, 128, 2048, 2048, true) : NaN;
+      console.log(`${dt.padEnd(6)} ${a.toFixed(1).padStart(10)} ${c.toFixed(1).padStart(10)} ${d.toFixed(1).padStart(9)}`);
     }
   }
 }

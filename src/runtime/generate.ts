@@ -44,6 +44,10 @@ export interface GenerationTarget {
 }
 
 const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Decoding yields to the event loop (timers, I/O: an abort, a disconnect) when this long has passed since it last
+ *  did, instead of after every token (a tiny model decodes a token in ~0.1 ms; a setImmediate round trip costs a
+ *  noticeable part of that). The signal is checked after every token either way. */
+const YIELD_MS = 2;
 
 export async function* generateStream(
   target: GenerationTarget,
@@ -64,7 +68,8 @@ export async function* generateStream(
   const maxTokens = Math.min(options.maxTokens ?? room, room);
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new InvalidArgumentError(`maxTokens must be a non-negative integer, got ${options.maxTokens}`);
 
-  const sampler = new Sampler(options);
+  // greedy decoding takes the session's argmax (in the backend's memory when it can), when it has one
+  const sampler = new Sampler(options, typeof session.argmax === 'function' ? { argmax: (x) => session.argmax(x) } : {});
   const stopIds = new Set([...target.stopTokenIds, ...(options.stopTokens ?? [])]);
   const stops = (options.stop ?? []).filter((s) => s.length > 0);
   const decoder = new StreamDecoder(tok, { skipSpecialTokens: true });
@@ -75,14 +80,22 @@ export async function* generateStream(
   let finishReason: FinishReason = 'length';
 
   const t0 = performance.now();
-  let logits = maxTokens > 0 ? session.forward(promptIds) : new Float32Array(0);
+  // the logits may be a view of the backend's memory: each is sampled right away, before anything else runs
+  let logits = maxTokens > 0 ? session.forward(promptIds, 'last', true) : new Float32Array(0);
   const t1 = performance.now();
+  let lastYield = t1;
+  const feed = [0];
 
   for (let i = 0; i < maxTokens; i++) {
     if (i > 0) {
-      await nextTick(); // let timers and I/O (an abort, a disconnect) run between tokens
+      const now = performance.now();
+      if (now - lastYield >= YIELD_MS) {
+        await nextTick(); // let timers and I/O (an abort, a disconnect) run between tokens
+        lastYield = performance.now();
+      }
       if (signal?.aborted) throw new AbortError();
-      logits = session.forward([generatedIds[generatedIds.length - 1]!]);
+      feed[0] = generatedIds[generatedIds.length - 1]!;
+      logits = session.forward(feed, 'last', true);
     }
     const next = sampler.sample(logits, history);
     if (stopIds.has(next)) {

@@ -45,6 +45,20 @@ export function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
+/** argmax for a Float32Array (one element type: the hot loop of greedy decoding stays monomorphic). */
+function argmaxF32(x: Float32Array): number {
+  let best = 0;
+  let max = x[0]!;
+  for (let i = 1; i < x.length; i++) {
+    const v = x[i]!;
+    if (v > max) {
+      max = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
 /** In-place float32 softmax as run.c computes it. */
 export function softmaxF32(x: Float32Array): void {
   let max = x[0]!;
@@ -63,8 +77,12 @@ export class Sampler {
   private readonly o: Required<Omit<SamplerOptions, 'seed' | 'sampler'>>;
   private probs: Float32Array = new Float32Array(0);
   private order: Int32Array = new Int32Array(0);
+  /** Whether any penalty is on. */
+  private readonly penalized: boolean;
 
-  constructor(options: SamplerOptions = {}) {
+  /** `fast.argmax`: the same result as argmax(), faster where the logits live (the session's: the wasm backend's
+   *  SIMD argmax over logits still in its memory), for greedy decoding. */
+  constructor(options: SamplerOptions = {}, private readonly fast: { argmax?: (x: Float32Array) => number } = {}) {
     this.o = {
       temperature: options.temperature ?? SAMPLER_DEFAULTS.temperature,
       topP: options.topP ?? SAMPLER_DEFAULTS.topP,
@@ -92,11 +110,14 @@ export class Sampler {
     check(Number.isInteger(seed) && seed > 0, `seed must be a positive integer, got ${seed}`);
     this.seed = seed;
     this.rng = new XorShiftRng(seed);
+    this.penalized = !(o.repetitionPenalty === 1 && o.presencePenalty === 0 && o.frequencyPenalty === 0);
   }
 
   /** Picks the next token from `logits` (not modified); `history` = tokens so far (for penalties). */
   sample(logits: Float32Array, history: readonly number[] = []): number {
     const o = this.o;
+    // greedy without penalties: the logits as they are (no copy)
+    if (o.temperature === 0 && !this.penalized) return this.fast.argmax !== undefined ? this.fast.argmax(logits) : argmaxF32(logits);
     const n = logits.length;
     if (this.probs.length !== n) {
       this.probs = new Float32Array(n);

@@ -2,13 +2,16 @@
 // `forward` feeds tokens at the current position and returns logits.
 
 import type { Backend, ExecContext } from '../backends/backend.js';
-import { runGraph } from '../backends/backend.js';
+import { runGraphOutput } from '../backends/backend.js';
 import { ContextLengthError, InvalidArgumentError } from '../errors.js';
 import type { Graph } from '../graph/graph.js';
 import type { HostTensor } from '../formats/tensor.js';
 import { archInfo, buildGraph, defaultContextLength, type ModelConfig } from '../models/index.js';
+import { argmax } from './sampler.js';
 
 export interface WeightStore {
+  /** The tensor of a weight; the same one for a name for as long as a session reads this store (a session keeps
+   *  what it got from run to run). */
   get(name: string): HostTensor | undefined;
 }
 
@@ -17,6 +20,13 @@ export class InferenceSession {
   private position = 0;
   private readonly states = new Map<string, Float32Array>();
   private readonly graphs = new Map<string, Graph>();
+  /** The one-token decode graph (the hot path skips the map). */
+  private decodeGraph: Graph | undefined;
+  /** The tokens and positions of the current forward (read through the context). */
+  private ids: Int32Array = new Int32Array(1);
+  private positions: Int32Array = new Int32Array(1);
+  /** One context for every run: the graphs' plans keep their param values between runs (stableWeights). */
+  private readonly ctx: ExecContext;
 
   constructor(
     private readonly config: ModelConfig,
@@ -39,6 +49,24 @@ export class InferenceSession {
       this.states.set(`cache.k.${l}`, alloc(this.contextLength * info.kvDim));
       this.states.set(`cache.v.${l}`, alloc(this.contextLength * info.kvDim));
     }
+    this.ctx = {
+      stableWeights: true,
+      weight: (name) => {
+        const t = this.weights.get(name);
+        if (t === undefined) throw new Error(`weight "${name}" is missing`);
+        return t;
+      },
+      state: (name) => {
+        const s = this.states.get(name);
+        if (s === undefined) throw new Error(`state "${name}" was not allocated`);
+        return s;
+      },
+      input: (name) => {
+        if (name === 'ids') return this.ids;
+        if (name === 'positions') return this.positions;
+        throw new Error(`graph input "${name}" was not fed`);
+      },
+    };
   }
 
   /** Tokens already in the cache. */
@@ -70,44 +98,52 @@ export class InferenceSession {
 
   /**
    * Feeds `ids` at positions pos..pos+n-1 and returns logits: [vocab] for the last token, or
-   * [n * vocab] for every token with `all`.
+   * [n * vocab] for every token with `all`. The array is the caller's, unless `view`: then it may be a view of the
+   * backend's memory, valid only until the next forward of any session on that backend (read it right away).
    */
-  forward(ids: readonly number[], logits: 'last' | 'all' = 'last'): Float32Array {
+  forward(ids: readonly number[], logits: 'last' | 'all' = 'last', view = false): Float32Array {
     const n = ids.length;
     if (n === 0) throw new InvalidArgumentError('forward: no tokens');
     if (this.position + n > this.contextLength) {
       throw new ContextLengthError(this.position + n, this.contextLength);
     }
-    const key = `${n}:${logits}`;
-    let g = this.graphs.get(key);
+    let g = n === 1 && logits === 'last' ? this.decodeGraph : undefined;
     if (g === undefined) {
-      g = buildGraph(this.config, { seqLen: n, cacheLen: this.contextLength, logits });
-      this.graphs.set(key, g);
+      const key = `${n}:${logits}`;
+      g = this.graphs.get(key);
+      if (g === undefined) {
+        g = buildGraph(this.config, { seqLen: n, cacheLen: this.contextLength, logits });
+        this.graphs.set(key, g);
+      }
+      if (n === 1 && logits === 'last') this.decodeGraph = g;
     }
-    const positions = new Int32Array(n);
-    for (let i = 0; i < n; i++) positions[i] = this.position + i;
-    const inputs = { ids: Int32Array.from(ids), positions };
-    const ctx: ExecContext = {
-      weight: (name) => {
-        const t = this.weights.get(name);
-        if (t === undefined) throw new Error(`weight "${name}" is missing`);
-        return t;
-      },
-      state: (name) => {
-        const s = this.states.get(name);
-        if (s === undefined) throw new Error(`state "${name}" was not allocated`);
-        return s;
-      },
-      input: (name) => {
-        const v = inputs[name as keyof typeof inputs];
-        if (v === undefined) throw new Error(`graph input "${name}" was not fed`);
-        return v;
-      },
-    };
-    const out = runGraph(g, this.backends, ctx).get('logits')!;
+    // fresh arrays per run, except the one-token case (a run holds nothing of its inputs afterwards)
+    if (this.ids.length !== n || n > 1) {
+      this.ids = new Int32Array(n);
+      this.positions = new Int32Array(n);
+    }
+    for (let i = 0; i < n; i++) {
+      this.ids[i] = ids[i]!;
+      this.positions[i] = this.position + i;
+    }
+    const out = runGraphOutput(g, this.backends, this.ctx, 'logits', view);
     this.position += n;
     return out.data as Float32Array;
   }
+
+  /** Index of the first largest of `logits` (sampler.ts argmax, the same result), in the backend when the logits
+   *  are a view of its memory (forward with `view`). */
+  argmax(logits: Float32Array): number {
+    const b = this.backends[0] as Partial<ArgmaxBackend> | undefined;
+    if (b?.isResident !== undefined && b.argmax !== undefined && b.isResident(logits)) return b.argmax(logits);
+    return argmax(logits);
+  }
+}
+
+/** A backend that can find the argmax of logits in its own memory (the wasm backend: SIMD, no copy). */
+interface ArgmaxBackend {
+  isResident(a: ArrayBufferView): boolean;
+  argmax(x: Float32Array): number;
 }
 
 /**
@@ -131,12 +167,13 @@ export function prefixSession(kv: InferenceSession, cached: number): InferenceSe
       return kv.pos;
     },
     rewind: (n?: number) => kv.rewind(n),
-    forward(ids: readonly number[], logits: 'last' | 'all' = 'last'): Float32Array {
+    argmax: (logits: Float32Array) => kv.argmax(logits),
+    forward(ids: readonly number[], logits: 'last' | 'all' = 'last', view = false): Float32Array {
       if (first) {
         first = false;
-        return kv.forward(ids.slice(cached), logits);
+        return kv.forward(ids.slice(cached), logits, view);
       }
-      return kv.forward(ids, logits);
+      return kv.forward(ids, logits, view);
     },
   };
   return view as unknown as InferenceSession;

@@ -34,9 +34,16 @@ function I(v: TrainValue | undefined): Int32Array {
 }
 
 /** Adds dy (or dy * other) into g, summing over rows when g is a broadcast row vector. */
-function accumulate(g: Arr, dy: Arr, other: Arr | null): void {
+function accumulate(g: Arr, dy: Arr, other: Arr | null, gemm?: GemmKernels): void {
   const m = g.length;
   const n = dy.length;
+  // same shapes (the common case): no index arithmetic
+  if (m === n && (other === null || other.length === n)) {
+    if (gemm?.elementwise?.accumulate(g, dy, other) === true) return;
+    if (other === null) for (let i = 0; i < n; i++) g[i] += dy[i]!;
+    else for (let i = 0; i < n; i++) g[i] += dy[i]! * other[i]!;
+    return;
+  }
   if (other === null) for (let i = 0; i < n; i++) g[i % m] += dy[i]!;
   else {
     const k = other.length;
@@ -66,29 +73,30 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
     const gw = grad(1);
     if (gw !== null) gemm.tn(N, K, T, dy, x, gw);
   },
-  add(_node, _ins, _out, dy, grad) {
+  add(_node, _ins, _out, dy, grad, gemm) {
     const ga = grad(0);
-    if (ga !== null) accumulate(ga, dy, null);
+    if (ga !== null) accumulate(ga, dy, null, gemm);
     const gb = grad(1);
-    if (gb !== null) accumulate(gb, dy, null);
+    if (gb !== null) accumulate(gb, dy, null, gemm);
   },
-  mul(_node, ins, _out, dy, grad) {
+  mul(_node, ins, _out, dy, grad, gemm) {
     const a = F(ins[0]);
     const b = F(ins[1]);
     const ga = grad(0);
-    if (ga !== null) accumulate(ga, dy, b);
+    if (ga !== null) accumulate(ga, dy, b, gemm);
     const gb = grad(1);
-    if (gb !== null) accumulate(gb, dy, a);
+    if (gb !== null) accumulate(gb, dy, a, gemm);
   },
   // y = x * inv * w per group of G, inv = (mean(x^2) + eps)^-1/2:
   // dx = inv * dy * w - x * inv^3 / G * sum(dy * w * x);  dw += dy * x * inv.
-  rmsnorm(node, ins, _out, dy, grad) {
+  rmsnorm(node, ins, _out, dy, grad, gemm) {
     const x = F(ins[0]);
     const w = F(ins[1]);
     const eps = (node as Node<'rmsnorm'>).attrs.eps;
     const G = w.length;
     const gx = grad(0);
     const gw = grad(1);
+    if (gemm.elementwise?.rmsnorm(x, w, dy, eps, gx, gw) === true) return;
     for (let base = 0; base < x.length; base += G) {
       let ss = 0;
       for (let i = 0; i < G; i++) ss += x[base + i]! * x[base + i]!;
@@ -134,12 +142,13 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
     }
   },
   // A rotation's transpose is the inverse rotation; dims past rotaryDim pass through.
-  rope(node, ins, _out, dy, grad) {
+  rope(node, ins, _out, dy, grad, gemm) {
     const gx = grad(0);
     if (gx === null) return;
-    const tmp = zerosLike(dy, dy.length);
+    const tmp = (dy instanceof Float32Array ? gemm.zeros?.(dy.length) : null) ?? zerosLike(dy, dy.length);
     tmp.set(dy);
     ropeRotate(node as Node<'rope'>, dy, I(ins[1]), tmp, -1);
+    if (gemm.elementwise?.accumulate(gx, tmp, null) === true) return;
     for (let i = 0; i < tmp.length; i++) gx[i] += tmp[i]!;
   },
   // o = sum_j p_j v_j, p = softmax(scale * q.k_j) over j <= pos (causal):
@@ -196,10 +205,11 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
       }
     }
   },
-  silu(_node, ins, _out, dy, grad) {
+  silu(_node, ins, _out, dy, grad, gemm) {
     const g = grad(0);
     if (g === null) return;
     const x = F(ins[0]);
+    if (gemm.elementwise?.silu(x, dy, g) === true) return;
     for (let i = 0; i < x.length; i++) {
       const s = 1 / (1 + Math.exp(-x[i]!));
       g[i] += dy[i]! * s * (1 + x[i]! * (1 - s));
@@ -241,7 +251,7 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
     for (let t = 0; t < T; t++) for (let i = 0; i < count; i++) g[t * C + start + i] += dy[t * count + i]!;
   },
   // d loss / d logits = (softmax - onehot(target)) / n for counted rows.
-  cross_entropy(_node, ins, _out, dy, grad) {
+  cross_entropy(_node, ins, _out, dy, grad, gemm) {
     const g = grad(0);
     if (g === null) return;
     const x = F(ins[0]);
@@ -252,6 +262,7 @@ export const BACKWARD: Partial<Record<Node['op'], Rule>> = {
     for (let t = 0; t < T; t++) if (tgt[t]! >= 0) cnt++;
     if (cnt === 0) return;
     const s = dy[0]! / cnt;
+    if (gemm.crossEntropyBackward?.(x, tgt, s, g) === true) return;
     for (let t = 0; t < T; t++) {
       const y = tgt[t]!;
       if (y < 0) continue;
@@ -323,7 +334,7 @@ export class TrainGraph {
   }
 
   /** Runs the forward pass; returns every node's value (ids/targets: one sequence, positions 0..T-1). */
-  forward(params: ReadonlyMap<string, Arr>, ids: Int32Array, targets: Int32Array, retain = true): TrainValue[] {
+  forward(params: ReadonlyMap<string, Arr>, ids: Int32Array, targets: Int32Array, retain = true, views = false): TrainValue[] {
     const T = this.seqLen;
     if (ids.length !== T || targets.length !== T) throw new Error(`forward: expected ${T} ids and targets, got ${ids.length} and ${targets.length}`);
     const positions = new Int32Array(T);
@@ -360,7 +371,9 @@ export class TrainGraph {
       },
     };
     const retained: (Value | undefined)[] = new Array(this.graph.nodes.length);
-    const out = runGraph(this.graph, this.backends, ctx, retain ? { retain: retained } : {});
+    // views: retained values may stay in a backend's memory until its next run (accumulateGradients reads
+    // them before any other run); otherwise they are copies that outlive the run
+    const out = runGraph(this.graph, this.backends, ctx, retain ? { retain: retained, retainViews: views } : {});
     if (!retain) {
       const vals: TrainValue[] = new Array(this.graph.nodes.length);
       vals[this.lossId] = out.get('loss')!.data as Float32Array;
@@ -379,7 +392,7 @@ export class TrainGraph {
    * the caller, one array per parameter name) and returns the sequence's loss.
    */
   accumulateGradients(params: ReadonlyMap<string, Arr>, ids: Int32Array, targets: Int32Array, seed: number, grads: Map<string, Arr>): number {
-    const vals = this.forward(params, ids, targets, true);
+    const vals = this.forward(params, ids, targets, true, true);
     const loss = vals[this.lossId] as Arr;
     const seedArr = zerosLike(loss, 1);
     seedArr[0] = seed;
@@ -426,6 +439,7 @@ export function backwardPass(
   const nodes = graph.nodes;
   const g: (Arr | undefined)[] = new Array(nodes.length);
   for (const [id, s] of seeds) g[id] = s;
+  gemm.backwardBegin?.();
   for (let id = nodes.length - 1; id >= 0; id--) {
     const node = nodes[id]!;
     const dy = g[id];
@@ -445,7 +459,9 @@ export function backwardPass(
       }
       let b = g[src];
       if (b === undefined) {
-        b = zerosLike(dy, (vals[src] as Arr).length);
+        const n = (vals[src] as Arr).length;
+        // float32 gradients in the kernels' memory when they offer it (no copies into the GEMMs)
+        b = (dy instanceof Float32Array ? gemm.zeros?.(n) : null) ?? zerosLike(dy, n);
         g[src] = b;
       }
       return b;

@@ -6,6 +6,8 @@
 //            dW[N,K] += dY[T,N]^T @ X[T,K]       (tn)
 // Arrays are row-major; float32 or float64 (the float64 path is used by finite-difference tests).
 
+import type { OptimKernels } from './optim.js';
+
 export type Arr = Float32Array | Float64Array;
 
 export interface GemmKernels {
@@ -19,6 +21,31 @@ export interface GemmKernels {
   /** Optional fast attention backward (float32; see the attention rule in autodiff.ts); dq/dk/dv
    *  are accumulated into, null when not wanted. Returns false when it declines (the JS rule runs). */
   attentionBackward?(a: AttentionShape, q: Arr, k: Arr, v: Arr, out: Arr, dout: Arr, pos: Int32Array, dq: Arr | null, dk: Arr | null, dv: Arr | null): boolean;
+  /** Optional fused cross-entropy backward (float32): g[T,V] += s * (softmax(x) - onehot(tgt)) over the rows
+   *  with tgt >= 0. Returns false when it declines (the JS rule runs). */
+  crossEntropyBackward?(x: Arr, tgt: Int32Array, s: number, g: Arr): boolean;
+  /** Optional: a zeroed float32 array in the kernels' own memory, kept for the program's life (parameters,
+   *  gradients: products on them then need no copies). */
+  allocF32?(n: number): Float32Array;
+  /** Optional: the backward pass starts (buffers from zeros() of the previous pass may be reused). */
+  backwardBegin?(): void;
+  /** Optional: a zeroed float32 gradient buffer valid until the next backwardBegin, or null (use a JS array). */
+  zeros?(n: number): Float32Array | null;
+  /** Optional fast optimizer arithmetic (AdamW, gradient norm and scaling) on the same memory. */
+  readonly optim?: OptimKernels;
+  /** Optional float32 kernels for elementwise backward rules. */
+  readonly elementwise?: ElementwiseKernels;
+}
+
+/** Float32 kernels for the elementwise backward rules of autodiff.ts (the same formulas, float32 arithmetic);
+ *  each returns false when it declines (float64, arrays it cannot reach), and the rule's own loop runs. */
+export interface ElementwiseKernels {
+  /** g += dy * s (1 + x (1 - s)), s = sigmoid(x). */
+  silu(x: Arr, dy: Arr, g: Arr): boolean;
+  /** g += dy (other null) or g += dy * other; all of the same length. */
+  accumulate(g: Arr, dy: Arr, other: Arr | null): boolean;
+  /** rmsnorm over groups of w.length: gx += inv dy w - x inv^3 / G sum(dy w x);  gw += dy x inv. */
+  rmsnorm(x: Arr, w: Arr, dy: Arr, eps: number, gx: Arr | null, gw: Arr | null): boolean;
 }
 
 export interface AttentionShape {

@@ -217,14 +217,21 @@ export function ropeRotate(node: Node<'rope'>, src: Arr, pos: Int32Array, dst: A
   const T = pos.length;
   const W = src.length / T;
   const invFreq = node.attrs.invFreq ?? Array.from({ length: half }, (_, i) => Math.pow(theta, (-2 * i) / rd));
+  // the angles depend on the position and the pair only: cos/sin once per row, shared by every head
+  const cs = new Float64Array(half);
+  const sn = new Float64Array(half);
   for (let t = 0; t < T; t++) {
     const p = pos[t]!;
+    for (let i = 0; i < half; i++) {
+      const a = p * invFreq[i]!;
+      cs[i] = Math.cos(a);
+      sn[i] = dir * Math.sin(a);
+    }
     for (let h = 0; h < W; h += headDim) {
       const base = t * W + h;
       for (let i = 0; i < half; i++) {
-        const a = p * invFreq[i]!;
-        const c = Math.cos(a);
-        const s = dir * Math.sin(a);
+        const c = cs[i]!;
+        const s = sn[i]!;
         const i0 = style === 'interleaved' ? base + 2 * i : base + i;
         const i1 = style === 'interleaved' ? i0 + 1 : i0 + half;
         const x0 = src[i0]!;

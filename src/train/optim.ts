@@ -14,6 +14,25 @@ export interface AdamWOptions {
   weightDecay1d?: number;
 }
 
+/** Optional fast optimizer arithmetic (the wasm kernels): the same float64 operations in the same order as
+ *  the loops here, so results are bit-identical; used for arrays the kernels can reach in place. */
+export interface OptimKernels {
+  /** Whether `a` can be passed to the kernels in place. */
+  resident(a: Arr): boolean;
+  /** A zeroed float32 array the kernels reach in place. */
+  alloc(n: number): Float32Array;
+  /** One AdamW update of p/m/v from g (see AdamW.step). */
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, b1: number, b2: number, eps: number, decay: number, stepSize: number, bc2s: number): void;
+  /** acc + the sum of g[i]^2 in index order (float64). */
+  sumSquares(g: Float32Array, acc: number): number;
+  /** g[i] *= s (float64 product rounded to float32). */
+  scale(g: Float32Array, s: number): void;
+  /** max |g[i]|, NaN when any value is NaN. */
+  absMax(g: Float32Array): number;
+}
+
+const fastF32 = (k: OptimKernels | undefined, ...a: Arr[]): k is OptimKernels => k !== undefined && a.every((x) => x instanceof Float32Array && k.resident(x));
+
 export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, weightDecay1d: 0 };
 
 export class AdamW {
@@ -22,7 +41,26 @@ export class AdamW {
   readonly m = new Map<string, Arr>();
   readonly v = new Map<string, Arr>();
 
-  constructor(readonly o: AdamWOptions, readonly shapes: ReadonlyMap<string, readonly number[]>) {}
+  constructor(readonly o: AdamWOptions, readonly shapes: ReadonlyMap<string, readonly number[]>, readonly kernels?: OptimKernels) {}
+
+  /** Moves the moments of `name` into the kernels' memory (fresh, or restored from a checkpoint); false when
+   *  that memory is full (the moments then stay in JS arrays and the TypeScript loop runs). */
+  private movedIn(name: string, k: OptimKernels): boolean {
+    const m = this.m.get(name)!;
+    const v = this.v.get(name)!;
+    const inK = (a: Arr): boolean => a instanceof Float32Array && k.resident(a);
+    if (inK(m) && inK(v)) return true;
+    try {
+      const m2 = inK(m) ? m : copyTo(k.alloc(m.length), m);
+      const v2 = inK(v) ? v : copyTo(k.alloc(v.length), v);
+      this.m.set(name, m2);
+      this.v.set(name, v2);
+      return true;
+    } catch (e) {
+      if (e instanceof RangeError) return false;
+      throw e;
+    }
+  }
 
   decayFor(name: string): number {
     const shape = this.shapes.get(name);
@@ -51,6 +89,11 @@ export class AdamW {
         this.v.set(name, v);
       }
       const decay = 1 - lr * this.decayFor(name);
+      const k = this.kernels;
+      if (fastF32(k, p, g) && this.movedIn(name, k)) {
+        k.adamw(p as Float32Array, g as Float32Array, this.m.get(name) as Float32Array, this.v.get(name) as Float32Array, b1, b2, eps, decay, stepSize, bc2s);
+        continue;
+      }
       for (let i = 0; i < p.length; i++) {
         const gi = g[i]!;
         const mi = b1 * m[i]! + (1 - b1) * gi;
@@ -63,23 +106,34 @@ export class AdamW {
   }
 }
 
+function copyTo(dst: Float32Array, src: Arr): Float32Array {
+  dst.set(src);
+  return dst;
+}
+
 /** sqrt(sum of squares) over every gradient (each name once: a tied weight counts once). */
-export function globalNorm(grads: ReadonlyMap<string, Arr>): number {
+export function globalNorm(grads: ReadonlyMap<string, Arr>, kernels?: OptimKernels): number {
   let ss = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) ss += g[i]! * g[i]!;
+  for (const g of grads.values()) {
+    if (fastF32(kernels, g)) ss = kernels.sumSquares(g as Float32Array, ss);
+    else for (let i = 0; i < g.length; i++) ss += g[i]! * g[i]!;
+  }
   return Math.sqrt(ss);
 }
 
 /** Scales every gradient by min(1, maxNorm / (norm + 1e-6)); returns the pre-clip norm and the coefficient. */
-export function clipGradNorm(grads: ReadonlyMap<string, Arr>, maxNorm: number): { norm: number; coef: number } {
-  const norm = globalNorm(grads);
+export function clipGradNorm(grads: ReadonlyMap<string, Arr>, maxNorm: number, kernels?: OptimKernels): { norm: number; coef: number } {
+  const norm = globalNorm(grads, kernels);
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
-  if (coef < 1) scaleGrads(grads, coef);
+  if (coef < 1) scaleGrads(grads, coef, kernels);
   return { norm, coef };
 }
 
-export function scaleGrads(grads: ReadonlyMap<string, Arr>, s: number): void {
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! * s;
+export function scaleGrads(grads: ReadonlyMap<string, Arr>, s: number, kernels?: OptimKernels): void {
+  for (const g of grads.values()) {
+    if (fastF32(kernels, g)) kernels.scale(g as Float32Array, s);
+    else for (let i = 0; i < g.length; i++) g[i] = g[i]! * s;
+  }
 }
 
 export interface ScheduleOptions {
@@ -128,7 +182,7 @@ export interface LossScaleState {
 export class LossScaler {
   state: LossScaleState;
 
-  constructor(readonly o: LossScaleOptions, state?: LossScaleState) {
+  constructor(readonly o: LossScaleOptions, state?: LossScaleState, readonly kernels?: OptimKernels) {
     this.state = state ?? { scale: o.mode === 'none' ? 1 : o.initScale, goodSteps: 0, skipped: 0 };
   }
 
@@ -144,6 +198,14 @@ export class LossScaler {
     const lim = this.o.maxFinite;
     let overflow = false;
     outer: for (const g of grads.values()) {
+      if (fastF32(this.kernels, g)) {
+        const m = this.kernels.absMax(g as Float32Array);
+        if (!(m <= lim) || !Number.isFinite(m)) {
+          overflow = true;
+          break outer;
+        }
+        continue;
+      }
       for (let i = 0; i < g.length; i++) {
         const x = g[i]!;
         if (!(Math.abs(x) <= lim) || !Number.isFinite(x)) {
@@ -158,7 +220,7 @@ export class LossScaler {
       if (this.o.mode === 'dynamic') this.state.scale = Math.max(1, this.state.scale * this.o.backoffFactor);
       return false;
     }
-    if (this.state.scale !== 1) scaleGrads(grads, 1 / this.state.scale);
+    if (this.state.scale !== 1) scaleGrads(grads, 1 / this.state.scale, this.kernels);
     if (this.o.mode === 'dynamic') {
       this.state.goodSteps++;
       if (this.state.goodSteps >= this.o.growthInterval) {

@@ -137,15 +137,30 @@ export class Trainer {
     this.sampler = new WindowSampler(this.data, o.seqLen, o.valFraction, o.seed);
     this.backends = [...(init.backends ?? []), referenceBackend];
     this.graph = new TrainGraph(this.config, o.seqLen, { precision: o.precision, backends: init.backends, gemm: init.gemm, cacheWeights: true });
+    // float32 parameters and gradients live in the kernels' memory when they offer it (no copies per product)
+    const resident = o.precision === 'f32' ? init.gemm?.allocF32?.bind(init.gemm) : undefined;
     for (const [name, shape] of modelParams(this.config)) {
-      const p = this.params.get(name);
+      let p = this.params.get(name);
       if (p === undefined) throw new InvalidArgumentError(`parameter "${name}" is missing`);
       if (p.length !== shape.reduce((a, b) => a * b, 1)) throw new InvalidArgumentError(`parameter "${name}" has ${p.length} values, expected [${shape}]`);
       if ((o.precision === 'f64') !== p instanceof Float64Array) throw new InvalidArgumentError(`parameter "${name}" does not match precision ${o.precision}`);
-      this.grads.set(name, zerosLike(p, p.length));
+      let g: Arr | undefined;
+      if (resident !== undefined) {
+        try {
+          const r = resident(p.length);
+          g = resident(p.length);
+          r.set(p);
+          this.params.set(name, (p = r));
+        } catch (e) {
+          // the kernels' memory is full (wasm32: 4 GiB): this parameter stays in a JS array (copied per product)
+          if (!(e instanceof RangeError)) throw e;
+          g = undefined;
+        }
+      }
+      this.grads.set(name, g ?? zerosLike(p, p.length));
     }
-    this.opt = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, weightDecay1d: 0 }, modelParams(this.config));
-    this.scaler = new LossScaler(o.lossScale);
+    this.opt = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, weightDecay1d: 0 }, modelParams(this.config), init.gemm?.optim);
+    this.scaler = new LossScaler(o.lossScale, undefined, init.gemm?.optim);
   }
 
   get checkpointDir(): string {
@@ -235,9 +250,9 @@ export class Trainer {
     if (!ok) {
       gradNorm = Infinity; // overflow: skip the update, the scale was reduced
     } else if (o.clip > 0) {
-      ({ norm: gradNorm, coef: clipCoef } = clipGradNorm(this.grads, o.clip));
+      ({ norm: gradNorm, coef: clipCoef } = clipGradNorm(this.grads, o.clip, this.init.gemm?.optim));
     } else {
-      gradNorm = globalNorm(this.grads);
+      gradNorm = globalNorm(this.grads, this.init.gemm?.optim);
     }
     if (ok) this.opt.step(this.params, this.grads, lr);
     this.graph.weightsChanged();

@@ -68,9 +68,10 @@ export interface ChunkExports {
   gemv_f16(w: number, x: number, y: number, N: number, K: number): void;
   gemv_bf16(w: number, x: number, y: number, N: number, K: number): void;
   gemv_q8_0(w: number, x16: number, xd: number, y: number, N: number, K: number): void;
-  gemv_q4_0(w: number, xa: number, xd: number, xs: number, y: number, N: number, K: number): void;
-  gemv_q4_k(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
-  gemv_q6_k(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
+  gemv_q8_0x(w: number, xa: number, xd: number, y: number, N: number, K: number): void;
+  gemv_q4_0x(w: number, xa: number, xd: number, xs: number, y: number, N: number, K: number): void;
+  gemv_q4_kx(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
+  gemv_q6_kx(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
   gemm_f32_ld(x: number, w: number, y: number, T: number, N: number, K: number, NB: number, ldy: number): void;
   gemm_deq_ld(dt: number, x: number, w: number, y: number, T: number, N: number, K: number, panel: number, NB: number, ldy: number): void;
 }
@@ -94,10 +95,13 @@ export function runChunk(ex: ChunkExports, a: Float64Array, c: number, tid: numb
         case 0: return ex.gemv_f32(w, a[4]!, y, n, K);
         case 1: return ex.gemv_f16(w, a[4]!, y, n, K);
         case 2: return ex.gemv_bf16(w, a[4]!, y, n, K);
-        case 3: return ex.gemv_q8_0(w, a[4]!, a[5]!, y, n, K);
-        case 4: return ex.gemv_q4_0(w, a[4]!, a[5]!, a[6]!, y, n, K);
-        case 5: return ex.gemv_q4_k(w, a[4]!, a[5]!, a[6]!, y, n, K);
-        default: return ex.gemv_q6_k(w, a[4]!, a[5]!, y, n, K);
+        // q8_0 / q4_0: assembly/qgemm.ts (x prepared by prep_q8_0 / prep_q4_0); 7: q8_0 holding a -128 quant
+        // in the relaxed build, the int16 kernel of matmul.ts (x widened by widen_q8)
+        case 3: return ex.gemv_q8_0x(w, a[4]!, a[5]!, y, n, K);
+        case 4: return ex.gemv_q4_0x(w, a[4]!, a[5]!, a[6]!, y, n, K);
+        case 5: return ex.gemv_q4_kx(w, a[4]!, a[5]!, a[6]!, y, n, K);
+        case 7: return ex.gemv_q8_0(w, a[4]!, a[5]!, y, n, K);
+        default: return ex.gemv_q6_kx(w, a[4]!, a[5]!, y, n, K);
       }
     }
     case JOB_GEMM: {

@@ -22,6 +22,10 @@
 //  - GEMM (T > 1): a 4x2 register-blocked micro-kernel over K-contiguous rows (4 rows of x against
 //    2 rows of W, 8 f32x4 accumulators reduced at the end). f32 W is used in place; every other dtype is
 //    dequantized one panel of NB rows at a time into f32 scratch, and each panel serves all T rows.
+// The backend now runs the block-quantized GEMVs of qgemm.ts (4 rows per pass for every type, prefetching)
+// and, in the relaxed build, qgemm.ts's integer GEMM for q4_0/q4_k; the GEMVs here stay as the reference
+// point of scripts/bench-kernels.ts, as tail kernels (q4_k, q6_k), and gemv_q8_0 for q8_0 tensors holding a
+// -128 quant in the relaxed build.
 
 import { fma4, hsum, hsumi, f16, loadF16x4, loadBf16x4 } from './common';
 

@@ -1,7 +1,7 @@
-// Element-wise ops, normalisations, RoPE, attention and argmax on f32 rows.
+// Element-wise ops, normalisations, RoPE and argmax on f32 rows (attention: ./attention.ts).
 // All pointers are byte offsets into the shared memory; counts are elements.
 
-import { fma4, hsum, exp4, expf, exp64, expShiftSum } from './common';
+import { fma4, hsum, exp4, exp64 } from './common';
 
 // ---------------------------------------------------------------------------------------------
 // add / mul: out[i] = a[i] (op) b[i % m]; m == n (same shape) or m == cols (row-vector broadcast).
@@ -227,56 +227,7 @@ export function rope(x: usize, out: usize, cs: usize, T: i32, W: i32, hd: i32, r
 }
 
 // ---------------------------------------------------------------------------------------------
-// Attention: q [T, H*hd], k/v [S, KVH*hd], pos i32[T]. Query row t, head h sees keys j <= pos[t] when
-// causal (all S otherwise), kv head h / (H/KVH). softmax(q.k * scale) in f32 with the max subtracted;
-// out = sum_j p_j v_j / sum_j p_j. scores: S floats of scratch.
-
-// @ts-ignore: decorator
-@inline function dotn(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) acc = fma4(v128.load(a + (<usize>i << 2)), v128.load(b + (<usize>i << 2)), acc);
-  let s = hsum(acc);
-  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
-  return s;
-}
-
-export function attention(q: usize, k: usize, v: usize, out: usize, pos: usize, T: i32, S: i32,
-  H: i32, KVH: i32, hd: i32, causal: i32, scale: f32, scores: usize): void {
-  const qW = H * hd;
-  const kW = KVH * hd;
-  const group = H / KVH;
-  for (let t = 0; t < T; t++) {
-    const last = causal ? load<i32>(pos + (<usize>t << 2)) : S - 1;
-    const n = last + 1;
-    for (let h = 0; h < H; h++) {
-      const qp = q + (<usize>(t * qW + h * hd) << 2);
-      const ko = (h / group) * hd;
-      let mx: f32 = -Infinity;
-      for (let j = 0; j < n; j++) {
-        const s = dotn(qp, k + (<usize>(j * kW + ko) << 2), hd) * scale;
-        store<f32>(scores + (<usize>j << 2), s);
-        mx = max(mx, s);
-      }
-      const sum = expShiftSum(scores, n, mx);
-      const op = out + (<usize>(t * qW + h * hd) << 2);
-      memory.fill(op, 0, <usize>hd << 2);
-      for (let j = 0; j < n; j++) {
-        const pj = load<f32>(scores + (<usize>j << 2));
-        const pv = f32x4.splat(pj);
-        const vp = v + (<usize>(j * kW + ko) << 2);
-        let i = 0;
-        for (; i + 4 <= hd; i += 4) v128.store(op + (<usize>i << 2), fma4(pv, v128.load(vp + (<usize>i << 2)), v128.load(op + (<usize>i << 2))));
-        for (; i < hd; i++) store<f32>(op + (<usize>i << 2), pj * load<f32>(vp + (<usize>i << 2)) + load<f32>(op + (<usize>i << 2)));
-      }
-      const inv: f32 = 1.0 / sum;
-      const iv = f32x4.splat(inv);
-      let i = 0;
-      for (; i + 4 <= hd; i += 4) v128.store(op + (<usize>i << 2), f32x4.mul(v128.load(op + (<usize>i << 2)), iv));
-      for (; i < hd; i++) store<f32>(op + (<usize>i << 2), load<f32>(op + (<usize>i << 2)) * inv);
-    }
-  }
-}
+// Attention: see ./attention.ts (chunk kernels run on the thread pool).
 
 // ---------------------------------------------------------------------------------------------
 
