@@ -6,7 +6,6 @@ import { archInfo } from '../models/index.js';
 import type { PoolStats } from '../backends/wasm/pool.js';
 import { benchLlamaCpp, type LlamaCppResult } from './bench-llama-cpp.js';
 import { loadModel, type LoadOptions } from './load-model.js';
-import { argmax } from './sampler.js';
 
 export interface BenchOptions extends Pick<LoadOptions, 'backends' | 'tokenizer' | 'backend'> {
   /** Prompt lengths to time (default [128, 512], capped by the context). */
@@ -89,7 +88,8 @@ export async function benchModel(path: string, o: BenchOptions = {}): Promise<Be
     const s = model.createSession();
     let logits = s.forward([1 % V]);
     const t = performance.now();
-    for (let i = 0; i < tg; i++) logits = s.forward([argmax(logits)]);
+    // greedy as generate() decodes: logits read in place (a view of the backend's memory), the session's argmax
+    for (let i = 0; i < tg; i++) logits = s.forward([s.argmax(logits)], 'last', true);
     bestTg = Math.min(bestTg, performance.now() - t);
   }
   const tgTokS = tg / (bestTg / 1000);
