@@ -1,7 +1,8 @@
 // Single-thread kernel throughput of the wasm backend: GEMV GB/s of weights per dtype at 2048x2048 and
 // 4096x4096 (cache-resident on big-L3 hosts) and streamed (rotating copies, ~150 MB: what decode sees),
 // and GEMM GFLOPS / GOPS at T = 128, for the plain SIMD and the relaxed SIMD builds. For the block types
-// the GEMV columns are the kernels in use (assembly/qgemm.ts) and `old` the previous ones (matmul.ts);
+// the GEMV columns are the kernels in use (assembly/qgemm.ts) and `old` the matmul.ts ones still kept for
+// q8_0 (tensors with a -128 quant) and q4_k (tail rows);
 // the GEMM of q4_0/q4_k in the relaxed build is the integer GEMM (qgemm4_chunk), `deq` the dequantize-to-f32
 // GEMM the other cases use.
 // Run: npm run build && node dist/scripts/bench-kernels.js [--quick]
@@ -129,12 +130,7 @@ function gemv(b: WasmBackend, dtype: DType, N: number, K: number, copies = 1, ol
           ex.widen_q8(xq, K, x16);
           ex.gemv_q8_0(w, x16, xd, y, N, K);
         }
-        else if (dtype === 'q4_0') {
-          if (ex.q4_0_wants_x16()) ex.widen_q8(xq, K, x16);
-          ex.gemv_q4_0(w, ex.q4_0_wants_x16() ? x16 : xq, xd, xs, y, N, K);
-        }
         else if (dtype === 'q4_k') ex.gemv_q4_k(w, xq, xd, xs, y, N, K);
-        else ex.gemv_q6_k(w, xq, xd, y, N, K);
     }
   };
   const sec = time(run);
@@ -183,7 +179,7 @@ async function main(): Promise<void> {
       const c = gemv(b, dt, 4096, 4096);
       const copies = Math.ceil(150e6 / (2048 * rowBytes(dt, 768)));
       const st = quick ? NaN : gemv(b, dt, 2048, 768, copies);
-      const q = dt.startsWith('q');
+      const q = dt === 'q8_0' || dt === 'q4_k'; // the matmul.ts kernels still in use (int16 q8_0 fallback, q4_k tail rows)
       const o = q ? gemv(b, dt, 2048, 2048, 1, true) : NaN;
       const os = q && !quick ? gemv(b, dt, 2048, 768, copies, true) : NaN;
       console.log(`${dt.padEnd(6)} ${a.toFixed(1).padStart(10)} ${c.toFixed(1).padStart(10)} ${st.toFixed(1).padStart(8)} ${o.toFixed(1).padStart(9)} ${os.toFixed(1).padStart(9)}`);

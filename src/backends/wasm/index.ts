@@ -41,9 +41,6 @@ interface Exports {
   quant_q8(x: number, K: number, xq: number, xd: number, xs: number): void;
   widen_q8(xq: number, K: number, x16: number): void;
   gemv_q8_0(w: number, x16: number, xd: number, y: number, N: number, K: number): void;
-  /** xa: int8 activations (xq) or int16 (x16 from widen_q8) when q4_0_wants_x16() is 1. */
-  gemv_q4_0(w: number, xa: number, xd: number, xs: number, y: number, N: number, K: number): void;
-  q4_0_wants_x16(): number;
   // assembly/qgemm.ts: block-quantized GEMV (x in the form prep_q8_0 / prep_q4_0 make)
   prep_q8_0(xq: number, K: number, xa: number): void;
   prep_q4_0(xq: number, K: number, xa: number): void;
@@ -58,7 +55,6 @@ interface Exports {
   gemm_f32_ld(x: number, w: number, y: number, T: number, N: number, K: number, NB: number, ldy: number): void;
   gemm_deq_ld(dt: number, x: number, w: number, y: number, T: number, N: number, K: number, panel: number, NB: number, ldy: number): void;
   gemv_q4_k(w: number, xq: number, xd: number, xs: number, y: number, N: number, K: number): void;
-  gemv_q6_k(w: number, xq: number, xd: number, y: number, N: number, K: number): void;
   binop(op: number, a: number, b: number, out: number, n: number, m: number): void;
   unop(op: number, x: number, out: number, n: number): void;
   rmsnorm(x: number, w: number, out: number, total: number, G: number, eps: number): void;

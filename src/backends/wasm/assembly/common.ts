@@ -55,13 +55,10 @@ const TWO112: f32 = 5.192296858534828e33;
   return i32x4.shl(v128.load16x4_u(p), 16);
 }
 
-// ---------------------------------------------------------------------------------------------
-// exp(x) for 4 f32 lanes (Cephes expf): x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial,
-// 2^n built in the exponent bits. ~2 ulp over [-87, 88]; inputs are clamped there (exp(-inf) ~ 1e-38).
+/** exp(x - n ln 2) for n = round(x log2 e): the Cephes polynomial on the reduced argument (ln 2 split in two
+ *  for the reduction). Shared by exp4 and the training kernels' expNeg4; the caller multiplies by 2^n. */
 // @ts-ignore: decorator
-@inline export function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.3));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+@inline export function expReduced4(x: v128, n: v128): v128 {
   let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -71,9 +68,18 @@ const TWO112: f32 = 5.192296858534828e33;
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   const r2 = f32x4.mul(r, r);
-  p = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1.0));
+  return f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1.0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// exp(x) for 4 f32 lanes (Cephes expf): x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial,
+// 2^n built in the exponent bits. ~2 ulp over [-87, 88]; inputs are clamped there (exp(-inf) ~ 1e-38).
+// @ts-ignore: decorator
+@inline export function exp4(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.3));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
   const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, pow2n);
+  return f32x4.mul(expReduced4(x, n), pow2n);
 }
 
 /** Scalar exp through the vector code (same rounding as exp4). */

@@ -28,7 +28,7 @@
 // bytes before the end of each row, so they never read past the matrix.
 
 import { fma4 } from './common';
-import { gemv_q4_k, gemv_q6_k } from './matmul';
+import { gemv_q4_k } from './matmul';
 
 /** Bytes ahead of the current block that the GEMV loops touch (q4_0: PF4; measured best of 256..1536). */
 const PF: usize = 512;
@@ -529,7 +529,7 @@ export function gemv_q4_kx(w: usize, xq: usize, xd: usize, xs: usize, y: usize, 
 }
 
 /** One q6_k superblock at p (210 B) against activation blocks from xb: d * dx_b * sum_16 sc * (q - 32) * xq
- *  (as matmul.gemv_q6_k), added to acc. */
+ *  (lane l of the result: activation block l of each half, summed by the caller), added to acc. */
 // @ts-ignore: decorator
 @inline function q6ksb(p: usize, xq: usize, xd: usize, sb: i32, acc: v128): v128 {
   const m4 = i8x16.splat(15);

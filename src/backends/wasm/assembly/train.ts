@@ -8,7 +8,7 @@
 //   fill_zero   gradient buffers
 // The products themselves (dX += dY W, dW += dY^T X) are sgemm.ts sgemm_chunk.
 
-import { exp4, expf, fma4, hsum, expShiftSum } from './common';
+import { exp4, expf, expReduced4, fma4, hsum, expShiftSum } from './common';
 import { gemm_tile_strided } from './sgemm';
 
 // @ts-ignore: decorator
@@ -144,16 +144,7 @@ export function attention_bwd_chunk(chunk: i32, tid: i32, args: usize): void {
   x = f32x4.pmax(x, f32x4.splat(-87.0));
   const t = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
   const n = f32x4.sub(t, f32x4.splat(12582912.0));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const r2 = f32x4.mul(r, r);
-  p = f32x4.add(f32x4.add(f32x4.mul(p, r2), r), f32x4.splat(1.0));
+  const p = expReduced4(x, n);
   // 2^n: (bits(t) - bits(1.5 * 2^23)) is n; + 127, into the exponent field
   const pow2n = i32x4.shl(i32x4.add(i32x4.sub(t, i32x4.splat(0x4b400000)), i32x4.splat(127)), 23);
   return f32x4.mul(p, pow2n);
