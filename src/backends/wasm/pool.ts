@@ -34,6 +34,8 @@ export const CLOSED = 0xffff;
 /** Spin iterations (each an Atomics.load) before a worker sleeps: ~0.3-1 ms. */
 export const SPIN = 20000;
 const PROBE = 256;
+/** Jobs at the start of a parallel probe window left out of its measurement (the workers are waking up). */
+const PROBE_WARMUP = 32;
 const EXPLOIT = 4096;
 
 /** Job kinds (F64[0]). */
@@ -198,8 +200,12 @@ export class ThreadPool {
     else for (let c = 0; c < n; c++) runChunk(this.ex, this.args, c, 0);
     const ms = performance.now() - t0;
     if (this.phase === 0) {
-      this.workP += work;
-      this.msP += ms;
+      // the first jobs of a parallel window wake the workers (asleep after a solo stretch): not measured,
+      // or the wake-up latency alone makes solo look faster
+      if (this.phaseJobs >= PROBE_WARMUP) {
+        this.workP += work;
+        this.msP += ms;
+      }
     } else if (this.phase === 1) {
       this.workS += work;
       this.msS += ms;
