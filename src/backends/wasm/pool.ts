@@ -12,12 +12,13 @@
 // Workers spin on WORD for a while after each job (decode launches many small jobs back to back),
 // then sleep in Atomics.wait.
 //
-// Adaptive (so that more threads are never slower than one): the pool keeps measuring. It alternates
-// short probe windows, PROBE jobs on all threads then PROBE jobs on the main thread alone, compares the
-// throughput (work units per ms of wall time, for jobs big enough to split), and runs the next EXPLOIT
-// jobs the faster way. When the other vCPU is busy with another process or time-sliced by the host, the
-// worker's spinning only steals time from the main thread and the solo mode wins; on an idle machine
-// the parallel one does. Decode repeats the same job sequence every token, so the windows compare alike.
+// Adaptive (so that more threads are never slower than one): the pool keeps measuring. A probe window of
+// 2 x PROBE jobs runs each job on all threads or on the main thread alone, chosen at random per job, so both
+// modes see the same mix of job kinds (GEMV bytes and GEMM multiply-adds are different work units: comparing
+// a window of prefill GEMMs with a window of decode GEMVs would be meaningless); it compares the throughput
+// (work units per ms of wall time, for jobs big enough to split) and runs the next EXPLOIT jobs the faster
+// way. When the other vCPU is busy with another process or time-sliced by the host, the worker's spinning
+// only steals time from the main thread and the solo mode wins; on an idle machine the parallel one does.
 
 import { Worker } from 'node:worker_threads';
 
@@ -34,7 +35,9 @@ export const CLOSED = 0xffff;
 /** Spin iterations (each an Atomics.load) before a worker sleeps: ~0.3-1 ms. */
 export const SPIN = 20000;
 const PROBE = 256;
-/** Jobs at the start of a parallel probe window left out of its measurement (the workers are waking up). */
+/** Jobs before the first probe (all parallel: a prompt's prefill, the first decode steps). */
+const FIRST_PROBE = 512;
+/** Jobs at the start of a probe window left out of its measurement (the workers are waking up). */
 const PROBE_WARMUP = 32;
 const EXPLOIT = 4096;
 
@@ -138,9 +141,11 @@ export class ThreadPool {
   readonly args: Float64Array;
   private readonly workers: Worker[] = [];
   private gen = 0;
-  /** 0: probing parallel, 1: probing solo, 2: exploiting `useParallel`. */
-  private phase = 0;
-  private phaseJobs = 0;
+  /** 0: probing (each job parallel or solo at random), 1: exploiting `useParallel`. A pool starts by exploiting
+   *  parallel (a prompt's few big GEMMs all split); the first probe comes FIRST_PROBE jobs later. */
+  private phase = 1;
+  private coin = 0x9e3779b9;
+  private phaseJobs = EXPLOIT - FIRST_PROBE;
   private useParallel = true;
   private soloStreak = 0;
   private workP = 0;
@@ -194,34 +199,37 @@ export class ThreadPool {
       this.runParallel(n);
       return;
     }
-    const usePar = this.phase === 0 || (this.phase === 2 && this.useParallel);
+    let usePar = this.useParallel;
+    if (this.phase === 0) {
+      this.coin = (Math.imul(this.coin, 1664525) + 1013904223) >>> 0; // LCG: the job's mode in this probe
+      usePar = (this.coin >>> 31) === 1;
+    }
     const t0 = performance.now();
     if (usePar) this.runParallel(n);
     else for (let c = 0; c < n; c++) runChunk(this.ex, this.args, c, 0);
     const ms = performance.now() - t0;
-    if (this.phase === 0) {
-      // the first jobs of a parallel window wake the workers (asleep after a solo stretch): not measured,
-      // or the wake-up latency alone makes solo look faster
-      if (this.phaseJobs >= PROBE_WARMUP) {
+    // the first jobs of a probe wake the workers (asleep after a solo stretch): not measured
+    if (this.phase === 0 && this.phaseJobs >= PROBE_WARMUP) {
+      if (usePar) {
         this.workP += work;
         this.msP += ms;
+      } else {
+        this.workS += work;
+        this.msS += ms;
       }
-    } else if (this.phase === 1) {
-      this.workS += work;
-      this.msS += ms;
     }
-    if (++this.phaseJobs >= (this.phase === 2 ? EXPLOIT << this.soloStreak : PROBE)) {
+    if (++this.phaseJobs >= (this.phase === 1 ? EXPLOIT << this.soloStreak : 2 * PROBE)) {
       this.phaseJobs = 0;
-      if (this.phase === 1) {
+      if (this.phase === 0 && this.msP > 0 && this.msS > 0) {
         // parallel must win by 3% to be worth the second core
         this.useParallel = this.workP / this.msP > 1.03 * (this.workS / this.msS);
         st.solo = !this.useParallel;
         // while solo keeps winning, probe less and less often (up to every 16 x EXPLOIT jobs): a probe on a
         // time-sliced vCPU costs stalls
         this.soloStreak = this.useParallel ? 0 : Math.min(this.soloStreak + 1, 4);
-        this.workP = this.msP = this.workS = this.msS = 0;
       }
-      this.phase = (this.phase + 1) % 3;
+      this.workP = this.msP = this.workS = this.msS = 0;
+      this.phase = 1 - this.phase;
     }
   }
 
