@@ -132,3 +132,14 @@ export function exp64(x: f64): f64 {
   }
   return sum;
 }
+
+/** The f16 at p0, p1, p2, p3 as one f32x4 (loaded into the low halves of the i32 lanes, sign moved up). */
+// @ts-ignore: decorator
+@inline export function f16at4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
+  let v = v128.load16_lane(p0, i32x4.splat(0), 0);
+  v = v128.load16_lane(p1, v, 2);
+  v = v128.load16_lane(p2, v, 4);
+  v = v128.load16_lane(p3, v, 6);
+  // (h << 16) >> 3 (arithmetic) == sign-extended h << 13, as f16x4 expects
+  return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
+}

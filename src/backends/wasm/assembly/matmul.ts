@@ -27,7 +27,7 @@
 // point of scripts/bench-kernels.ts, as tail kernels (q4_k, q6_k), and gemv_q8_0 for q8_0 tensors holding a
 // -128 quant in the relaxed build.
 
-import { fma4, hsum, hsumi, f16, loadF16x4, loadBf16x4 } from './common';
+import { fma4, hsum, hsumi, f16, f16at4, loadF16x4, loadBf16x4 } from './common';
 
 /** Bytes of one row of K elements. */
 // @ts-ignore: decorator
@@ -421,16 +421,6 @@ export function widen_q8(xq: usize, K: i32, x16: usize): void {
   for (let i = 0; i < K; i += 8) v128.store(x16 + (<usize>i << 1), v128.load8x8_s(xq + <usize>i));
 }
 
-/** The f16 at p0, p1, p2, p3 as one f32x4 (loaded into the low halves of the i32 lanes, sign moved up). */
-// @ts-ignore: decorator
-@inline function f16at4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
-  let v = v128.load16_lane(p0, i32x4.splat(0), 0);
-  v = v128.load16_lane(p1, v, 2);
-  v = v128.load16_lane(p2, v, 4);
-  v = v128.load16_lane(p3, v, 6);
-  // (h << 16) >> 3 (arithmetic) == sign-extended h << 13, as f16x4 expects
-  return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
-}
 
 /** i32x4 partial sums of one q8_0 block (weights at p, 34 bytes) against 32 widened activations xi. */
 // @ts-ignore: decorator

@@ -27,7 +27,7 @@
 // enough ahead on their own; +10-40% on weights streamed from memory). The touches stop more than PF
 // bytes before the end of each row, so they never read past the matrix.
 
-import { fma4 } from './common';
+import { f16at4, fma4 } from './common';
 import { gemv_q4_k } from './matmul';
 
 /** Bytes ahead of the current block that the GEMV loops touch (q4_0: PF4; measured best of 256..1536). */
@@ -42,16 +42,6 @@ const PF4: usize = 256;
   return i32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
 }
 
-/** The f16 at p0..p3 as one f32x4 (bit patterns in the low halves of the lanes, decoded as common.f16x4). */
-// @ts-ignore: decorator
-@inline function f16at4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
-  let v = v128.load16_lane(p0, i32x4.splat(0), 0);
-  v = v128.load16_lane(p1, v, 2);
-  v = v128.load16_lane(p2, v, 4);
-  v = v128.load16_lane(p3, v, 6);
-  // (h << 16) >> 3 (arithmetic) == sign-extended h << 13
-  return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
-}
 
 /** One f16 at p as f32 (as common.f16). */
 // @ts-ignore: decorator
