@@ -4,7 +4,7 @@
 
 import { RistrettoError } from '../errors.js';
 import { Graph } from '../graph/graph.js';
-import { configFields, requirePositiveInts } from './config.js';
+import { configFields, requirePositiveInts, type ConfigFields } from './config.js';
 import { NONE, keyMaskInput, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
 
 export interface Llama3RopeScaling {
@@ -36,24 +36,35 @@ export interface LlamaConfig {
   rope_style: 'interleaved' | 'neox';
 }
 
+/** The config.json fields the Llama-family architectures share (Llama, Qwen3, Qwen2), with the family's
+ *  defaults for head_dim (default: hidden/heads) and the trained context. */
+export function llamaFamilyFromHF(
+  c: Record<string, unknown>,
+  f: ConfigFields,
+  d: { headDim?: number; maxPositions: number },
+): Omit<LlamaConfig, 'model_type' | 'tie_word_embeddings' | 'rope_style'> {
+  const heads = f.num('num_attention_heads');
+  const hidden = f.num('hidden_size');
+  return {
+    vocab_size: f.num('vocab_size'),
+    hidden_size: hidden,
+    intermediate_size: f.num('intermediate_size'),
+    num_hidden_layers: f.num('num_hidden_layers'),
+    num_attention_heads: heads,
+    num_key_value_heads: f.num('num_key_value_heads', heads),
+    head_dim: f.num('head_dim', d.headDim ?? hidden / heads),
+    rms_norm_eps: f.num('rms_norm_eps', 1e-6),
+    rope_theta: f.num('rope_theta', 10000),
+    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
+    max_position_embeddings: f.num('max_position_embeddings', d.maxPositions),
+  };
+}
+
 /** Reads an HF `config.json` object (LlamaForCausalLM); missing optional keys take HF's defaults. */
 export function llamaConfigFromHF(c: Record<string, unknown>): LlamaConfig {
-  const { num } = configFields(c, 'Llama');
-  const heads = num('num_attention_heads');
-  const hidden = num('hidden_size');
   const cfg: LlamaConfig = {
     model_type: 'llama',
-    vocab_size: num('vocab_size'),
-    hidden_size: hidden,
-    intermediate_size: num('intermediate_size'),
-    num_hidden_layers: num('num_hidden_layers'),
-    num_attention_heads: heads,
-    num_key_value_heads: num('num_key_value_heads', heads),
-    head_dim: num('head_dim', hidden / heads),
-    rms_norm_eps: num('rms_norm_eps', 1e-6),
-    rope_theta: num('rope_theta', 10000),
-    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
-    max_position_embeddings: num('max_position_embeddings', 2048),
+    ...llamaFamilyFromHF(c, configFields(c, 'Llama'), { maxPositions: 2048 }),
     tie_word_embeddings: c['tie_word_embeddings'] === true,
     rope_style: 'neox',
   };

@@ -6,7 +6,7 @@
 import { Graph } from '../graph/graph.js';
 import { configFields, requirePositiveInts } from './config.js';
 import { NONE, keyMaskInput, paramLookup, rmsNormHead, ropeAttention, swigluResidual, tokenInputs } from './blocks.js';
-import { llamaInvFreq, llamaParams, ropeScalingFromHF, validateRopeFreqFactors, type BuildOptions, type LlamaConfig } from './llama.js';
+import { llamaFamilyFromHF, llamaInvFreq, llamaParams, validateRopeFreqFactors, type BuildOptions, type LlamaConfig } from './llama.js';
 import { RistrettoError, UnsupportedError } from '../errors.js';
 
 export interface Qwen3Config extends Omit<LlamaConfig, 'model_type'> {
@@ -18,21 +18,11 @@ export interface Qwen3Config extends Omit<LlamaConfig, 'model_type'> {
 }
 
 export function qwen3ConfigFromHF(c: Record<string, unknown>): Qwen3Config {
-  const { num, bool } = configFields(c, 'Qwen3');
-  const heads = num('num_attention_heads');
+  const f = configFields(c, 'Qwen3');
+  const { bool } = f;
   const cfg: Qwen3Config = {
     model_type: 'qwen3',
-    vocab_size: num('vocab_size'),
-    hidden_size: num('hidden_size'),
-    intermediate_size: num('intermediate_size'),
-    num_hidden_layers: num('num_hidden_layers'),
-    num_attention_heads: heads,
-    num_key_value_heads: num('num_key_value_heads', heads),
-    head_dim: num('head_dim', 128), // HF Qwen3Config's default
-    rms_norm_eps: num('rms_norm_eps', 1e-6),
-    rope_theta: num('rope_theta', 10000),
-    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
-    max_position_embeddings: num('max_position_embeddings', 32768),
+    ...llamaFamilyFromHF(c, f, { headDim: 128, maxPositions: 32768 }), // head_dim 128: HF Qwen3Config's default
     tie_word_embeddings: bool('tie_word_embeddings', false),
     rope_style: 'neox',
     attention_bias: bool('attention_bias', false),
@@ -44,23 +34,14 @@ export function qwen3ConfigFromHF(c: Record<string, unknown>): Qwen3Config {
 
 /** Reads an HF Qwen2ForCausalLM config.json (Qwen2, Qwen2.5). Sliding-window attention is refused when enabled. */
 export function qwen2ConfigFromHF(c: Record<string, unknown>): Qwen3Config {
-  const { num, bool } = configFields(c, 'Qwen2');
+  const f = configFields(c, 'Qwen2');
+  const { bool } = f;
   if (bool('use_sliding_window', false)) throw new UnsupportedError('config.json: Qwen2 use_sliding_window is not supported');
-  const heads = num('num_attention_heads');
-  const hidden = num('hidden_size');
+  const base = llamaFamilyFromHF(c, f, { maxPositions: 32768 });
   const cfg: Qwen3Config = {
     model_type: 'qwen2',
-    vocab_size: num('vocab_size'),
-    hidden_size: hidden,
-    intermediate_size: num('intermediate_size'),
-    num_hidden_layers: num('num_hidden_layers'),
-    num_attention_heads: heads,
-    num_key_value_heads: num('num_key_value_heads', heads),
-    head_dim: hidden / heads,
-    rms_norm_eps: num('rms_norm_eps', 1e-6),
-    rope_theta: num('rope_theta', 10000),
-    rope_scaling: ropeScalingFromHF(c['rope_scaling']),
-    max_position_embeddings: num('max_position_embeddings', 32768),
+    ...base,
+    head_dim: base.hidden_size / base.num_attention_heads, // Qwen2Attention ignores a head_dim key
     tie_word_embeddings: bool('tie_word_embeddings', false),
     rope_style: 'neox',
     attention_bias: true, // Qwen2Attention: q/k/v projections always have biases, o_proj never

@@ -143,3 +143,22 @@ export function exp64(x: f64): f64 {
   // (h << 16) >> 3 (arithmetic) == sign-extended h << 13, as f16x4 expects
   return f32x4.mul(v128.and(i32x4.shr_s(i32x4.shl(v, 16), 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
 }
+
+/** sum over 16 lanes of a * b (both int8, |a*b| <= 16384) as 4 i32 partial sums. */
+// @ts-ignore: decorator
+@inline export function dot16s(a: v128, b: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(a, b), i16x8.extmul_high_i8x16_s(a, b)));
+}
+
+/** sum over 32 lanes of u * x with u in 0..15 (4-bit; 0..63 for 6-bit) and x int8: 4 i32 partial sums.
+ *  Relaxed build: i16x8.relaxed_dot_i8x16_i7x16_s (u is the 7-bit operand), then a pairwise add
+ *  (not i32x4.relaxed_dot_i8x16_i7x16_add_s, which V8 11.3 miscomputes in its baseline tier). */
+// @ts-ignore: decorator
+@inline export function dot32u4(u0: v128, x0: v128, u1: v128, x1: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, u0), i16x8.relaxed_dot_i8x16_i7x16_s(x1, u1)));
+  }
+  const p0 = i16x8.add(i16x8.extmul_low_i8x16_s(u0, x0), i16x8.extmul_high_i8x16_s(u0, x0));
+  const p1 = i16x8.add(i16x8.extmul_low_i8x16_s(u1, x1), i16x8.extmul_high_i8x16_s(u1, x1));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(p0, p1));
+}

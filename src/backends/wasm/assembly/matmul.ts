@@ -27,7 +27,7 @@
 // point of scripts/bench-kernels.ts, as tail kernels (q4_k, q6_k), and gemv_q8_0 for q8_0 tensors holding a
 // -128 quant in the relaxed build.
 
-import { fma4, hsum, hsumi, f16, f16at4, loadF16x4, loadBf16x4 } from './common';
+import { dot16s, dot32u4, fma4, hsum, hsumi, f16, f16at4, loadF16x4, loadBf16x4 } from './common';
 
 /** Bytes of one row of K elements. */
 // @ts-ignore: decorator
@@ -397,24 +397,7 @@ export function quant_q8(x: usize, K: i32, xq: usize, xd: usize, xs: usize): voi
   }
 }
 
-/** sum over 16 lanes of a * b (both int8, |a*b| <= 16384) as 4 i32 partial sums. */
-// @ts-ignore: decorator
-@inline function dot16s(a: v128, b: v128): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(a, b), i16x8.extmul_high_i8x16_s(a, b)));
-}
 
-/** sum over 32 lanes of u * x with u in 0..15 (4-bit) and x int8: 4 i32 partial sums.
- *  Relaxed build: i16x8.relaxed_dot_i8x16_i7x16_s (u is the 7-bit operand), then a pairwise add
- *  (not i32x4.relaxed_dot_i8x16_i7x16_add_s, which V8 11.3 miscomputes in its baseline tier). */
-// @ts-ignore: decorator
-@inline function dot32u4(u0: v128, x0: v128, u1: v128, x1: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, u0), i16x8.relaxed_dot_i8x16_i7x16_s(x1, u1)));
-  }
-  const p0 = i16x8.add(i16x8.extmul_low_i8x16_s(u0, x0), i16x8.extmul_high_i8x16_s(u0, x0));
-  const p1 = i16x8.add(i16x8.extmul_low_i8x16_s(u1, x1), i16x8.extmul_high_i8x16_s(u1, x1));
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(p0, p1));
-}
 
 /** xq int8[K] -> x16 int16[K] (sign-extended copy for the pmaddwd-style q8_0 GEMV). */
 export function widen_q8(xq: usize, K: i32, x16: usize): void {

@@ -27,7 +27,7 @@
 // enough ahead on their own; +10-40% on weights streamed from memory). The touches stop more than PF
 // bytes before the end of each row, so they never read past the matrix.
 
-import { f16at4, fma4 } from './common';
+import { dot16s, dot32u4, f16at4, fma4 } from './common';
 import { gemv_q4_k } from './matmul';
 
 /** Bytes ahead of the current block that the GEMV loops touch (q4_0: PF4; measured best of 256..1536). */
@@ -401,16 +401,6 @@ export function qgemm4_chunk(c: i32, tid: i32, dt: i32, xq: usize, xd: usize, xs
 // ---------------------------------------------------------------------------------------------
 // K-quant GEMV, 4 rows per pass (layouts in matmul.ts). Activations as quant_q8 (int8 per block of 32).
 
-/** sum over 32 lanes of u * x, u 0..15 (or 0..63), x int8: i32x4 partial sums (as matmul.dot32u4). */
-// @ts-ignore: decorator
-@inline function dotU(u0: v128, x0: v128, u1: v128, x1: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, u0), i16x8.relaxed_dot_i8x16_i7x16_s(x1, u1)));
-  }
-  const p0 = i16x8.add(i16x8.extmul_low_i8x16_s(u0, x0), i16x8.extmul_high_i8x16_s(u0, x0));
-  const p1 = i16x8.add(i16x8.extmul_low_i8x16_s(u1, x1), i16x8.extmul_high_i8x16_s(u1, x1));
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(p0, p1));
-}
 
 /** The 12 packed scale bytes of a q4_k block at s as 16 bytes: sc[0..8) in lanes 0..7, m[0..8) in lanes 8..15
  *  (ggml's get_scale_min_k4, all 8 sub-blocks at once). Reads 16 bytes at s (inside the 144-byte block). */
@@ -475,12 +465,12 @@ export function qgemm4_chunk(c: i32, tid: i32, dt: i32, xq: usize, xd: usize, xs
       const A1 = v128.load(p1 + qo), B1 = v128.load(p1 + qo, 16);
       const A2 = v128.load(p2 + qo), B2 = v128.load(p2 + qo, 16);
       const A3 = v128.load(p3 + qo), B3 = v128.load(p3 + qo, 16);
-      const lo = tr4(dotU(v128.and(A0, m4), xa0, v128.and(B0, m4), xa1), dotU(v128.and(A1, m4), xa0, v128.and(B1, m4), xa1),
-                     dotU(v128.and(A2, m4), xa0, v128.and(B2, m4), xa1), dotU(v128.and(A3, m4), xa0, v128.and(B3, m4), xa1));
-      const hi = tr4(dotU(v128.and(i16x8.shr_u(A0, 4), m4), xb0, v128.and(i16x8.shr_u(B0, 4), m4), xb1),
-                     dotU(v128.and(i16x8.shr_u(A1, 4), m4), xb0, v128.and(i16x8.shr_u(B1, 4), m4), xb1),
-                     dotU(v128.and(i16x8.shr_u(A2, 4), m4), xb0, v128.and(i16x8.shr_u(B2, 4), m4), xb1),
-                     dotU(v128.and(i16x8.shr_u(A3, 4), m4), xb0, v128.and(i16x8.shr_u(B3, 4), m4), xb1));
+      const lo = tr4(dot32u4(v128.and(A0, m4), xa0, v128.and(B0, m4), xa1), dot32u4(v128.and(A1, m4), xa0, v128.and(B1, m4), xa1),
+                     dot32u4(v128.and(A2, m4), xa0, v128.and(B2, m4), xa1), dot32u4(v128.and(A3, m4), xa0, v128.and(B3, m4), xa1));
+      const hi = tr4(dot32u4(v128.and(i16x8.shr_u(A0, 4), m4), xb0, v128.and(i16x8.shr_u(B0, 4), m4), xb1),
+                     dot32u4(v128.and(i16x8.shr_u(A1, 4), m4), xb0, v128.and(i16x8.shr_u(B1, 4), m4), xb1),
+                     dot32u4(v128.and(i16x8.shr_u(A2, 4), m4), xb0, v128.and(i16x8.shr_u(B2, 4), m4), xb1),
+                     dot32u4(v128.and(i16x8.shr_u(A3, 4), m4), xb0, v128.and(i16x8.shr_u(B3, 4), m4), xb1));
       // sub-blocks j = 2c and 2c + 1: lanes quad (j & 3) of the lo (j < 4) or hi (j >= 4) transposed scales
       const Sv = c < 2 ? Slo : Shi;
       const Mv = c < 2 ? Mlo : Mhi;
@@ -512,11 +502,6 @@ export function gemv_q4_kx(w: usize, xq: usize, xd: usize, xs: usize, y: usize, 
   if (n < N) gemv_q4_k(w + <usize>n * rb, xq, xd, xs, y + (<usize>n << 2), N - n, K);
 }
 
-/** sum over 16 lanes of a * b (both int8, |a*b| <= 16384) as 4 i32 partial sums. */
-// @ts-ignore: decorator
-@inline function dot16s(a: v128, b: v128): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(a, b), i16x8.extmul_high_i8x16_s(a, b)));
-}
 
 /** One q6_k superblock at p (210 B) against activation blocks from xb: d * dx_b * sum_16 sc * (q - 32) * xq
  *  (lane l of the result: activation block l of each half, summed by the caller), added to acc. */

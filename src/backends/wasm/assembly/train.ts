@@ -34,6 +34,15 @@ function gemmStrided(a: usize, sai: usize, sak: usize, b: usize, sbk: usize, sbj
 /** Rows per block of the causal products (columns past the block's last position are skipped). */
 const ARB: i32 = 64;
 
+/** Keys rows r0..r1-1 attend to: all S, or causally up to the largest position among them. */
+// @ts-ignore: decorator
+@inline function keysSeen(pos: usize, r0: i32, r1: i32, S: i32, causal: i32): i32 {
+  if (!causal) return S;
+  let jn = 0;
+  for (let t = r0; t < r1; t++) jn = max(jn, load<i32>(pos + (<usize>t << 2)) + 1);
+  return min(jn, S);
+}
+
 /**
  * The attention backward on the pool, as GEMMs per head (the packed SGEMM tiles of sgemm.ts on strided head slices).
  * Chunk = one KV head g: its query heads h = g*group .. in order, so dk/dv rows of head g are only written
@@ -69,12 +78,7 @@ export function attention_bwd_chunk(chunk: i32, tid: i32, args: usize): void {
     // scores and dP, row block by row block (causal: only the columns the block can see)
     for (let r0 = 0; r0 < T; r0 += ARB) {
       const r1 = min(T, r0 + ARB);
-      let jn = S;
-      if (causal) {
-        jn = 0;
-        for (let t = r0; t < r1; t++) jn = max(jn, load<i32>(pos + (<usize>t << 2)) + 1);
-        jn = min(jn, S);
-      }
+      const jn = keysSeen(pos, r0, r1, S, causal);
       gemmStrided(q + ho, qW, 4, kg, 4, kW, P, ldp, r0, r1, 0, jn, hd, 0, work);
       gemmStrided(dout + ho, qW, 4, vg, 4, kW, dP, ldp, r0, r1, 0, jn, hd, 0, work);
     }
@@ -118,13 +122,7 @@ export function attention_bwd_chunk(chunk: i32, tid: i32, args: usize): void {
     if (dq != 0) {
       for (let r0 = 0; r0 < T; r0 += ARB) {
         const r1 = min(T, r0 + ARB);
-        let jn = S;
-        if (causal) {
-          jn = 0;
-          for (let t = r0; t < r1; t++) jn = max(jn, load<i32>(pos + (<usize>t << 2)) + 1);
-          jn = min(jn, S);
-        }
-        gemmStrided(dP, ldp, 4, kg, kW, 4, dq + ho, qW, r0, r1, 0, hd, jn, 1, work);
+        gemmStrided(dP, ldp, 4, kg, kW, 4, dq + ho, qW, r0, r1, 0, hd, keysSeen(pos, r0, r1, S, causal), 1, work);
       }
     }
   }
